@@ -1,0 +1,126 @@
+"""End-to-end fixtures: the real ``iva serve`` on a free loopback port with the real models, and
+test callers whose voices come from flite or espeak-ng (never the assistant's piper voice)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    ws_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def get_json(self, path: str) -> object:
+        with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def call_record(self, call_id: str, *, wait_s: float = 5.0) -> dict:
+        """The call's record once it has ended (the server writes it as the call closes)."""
+        deadline = time.monotonic() + wait_s
+        record: dict = {}
+        while time.monotonic() < deadline:
+            record = self.get_json(f"/api/calls/{call_id}")  # type: ignore[assignment]
+            if record.get("ended_at"):
+                return record
+            time.sleep(0.1)
+        return record
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = {**os.environ, "IVA_DATA_DIR": str(tmp / "var"), "IVA_LOG_LEVEL": "INFO",
+           **(env_extra or {})}
+    log_path = tmp / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voice.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+    return Server(base, f"ws://127.0.0.1:{port}/twilio/stream", log_path, process)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("server")
+    srv = start_server(tmp)
+    yield srv
+    srv.process.terminate()
+    try:
+        srv.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(srv.log_path, ARTIFACTS / "e2e-server.log")
+
+
+class Voices:
+    """Speech for the simulated callers from Debian's flite or espeak-ng."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._n = 0
+
+    def say(self, text: str, *, voice: str = "flite") -> Path:
+        self._n += 1
+        path = self.folder / f"caller-{self._n}.wav"
+        if voice == "flite" and shutil.which("flite"):
+            subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True)
+        elif shutil.which("espeak-ng"):
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "155", "-w", str(path), text],
+                           check=True)
+        else:  # pragma: no cover - scripts/test installs both
+            pytest.fail("neither flite nor espeak-ng is installed (scripts/test installs them)")
+        return path
+
+
+@pytest.fixture(scope="session")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
+    return Voices(tmp_path_factory.mktemp("voices"))
+
+
+@pytest.fixture(scope="session")
+def transcriber():
+    """The real ASR, to check what the assistant said (its audio, transcribed back)."""
+    from voice.asr import WhisperTranscriber
+
+    return WhisperTranscriber(min_window_s=30.0, max_window_s=30.0)

@@ -1,0 +1,127 @@
+"""CallerTurnProcessor with fake VAD/ASR/turn models on scripted audio timelines."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame
+from pipecat.tests.utils import SleepFrame, run_test
+
+from tests.fakes import FakeAsr, FakeTurnModel, FakeVad, MemoryRecorder, silence, speech
+from voice.frames import CallerTurnFrame
+from voice.listening import CallerTurnProcessor, ListeningParams, is_backchannel
+from voice.session import CallSession
+
+pytestmark = pytest.mark.unit
+
+BACKCHANNELS = ("uh-huh", "mm-hmm", "okay", "right", "yeah")
+
+
+def audio(*chunks: bytes) -> list:
+    frames = []
+    for chunk in chunks:
+        for i in range(0, len(chunk), 640):  # 20 ms frames, like a phone line
+            frames.append(InputAudioRawFrame(audio=chunk[i:i + 640], sample_rate=16000,
+                                             num_channels=1))
+    return frames
+
+
+def make(asr: FakeAsr, *, turn_probability: float = 0.9, assistant_talking: bool = False):
+    recorder = MemoryRecorder()
+    session = CallSession(recorder, channel="twilio")
+    session.begin("CA1", caller=None)
+    if assistant_talking:
+        turn = session.reply_started("A long answer. With two sentences", intent="kb_answer",
+                                     confidence=1.0, speech_end_at=None)
+        session.sentence_queued(turn, "A long answer.", 2000)
+        session.audio_sent()
+    processor = CallerTurnProcessor(
+        session=session, vad=FakeVad(), turn_model=FakeTurnModel(turn_probability), asr=asr,
+        executor=ThreadPoolExecutor(1),
+        params=ListeningParams(pause_ms=256, timeout_ms=896, backchannel_max_ms=700,
+                               backchannels=BACKCHANNELS),
+    )
+    return processor, session, recorder
+
+
+def of_type(frames, kind):
+    return [f for f in frames if isinstance(f, kind)]
+
+
+async def test_a_finished_question_becomes_one_caller_turn():
+    asr = FakeAsr(["how long do i have to return an item"])
+    processor, _, _ = make(asr)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(silence(200), speech(1500), silence(400)), SleepFrame(0.3)])
+    turns = of_type(down, CallerTurnFrame)
+    assert [t.text for t in turns] == ["how long do i have to return an item"]
+    assert 150 <= turns[0].start_ms <= 260
+    assert 1650 <= turns[0].end_ms <= 1760
+    assert of_type(down, InterruptionFrame) == []
+
+
+async def test_an_unfinished_sentence_waits_for_the_silence_timeout():
+    asr = FakeAsr(by_audio=lambda a: "my order number is one zero zero one")
+    processor, _, recorder = make(asr, turn_probability=0.1)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(800), silence(400)), SleepFrame(0.2),
+        *audio(speech(600), silence(1000)), SleepFrame(0.9)])
+    turns = of_type(down, CallerTurnFrame)
+    assert len(turns) == 1, "a pause between digit groups must not end the turn"
+    assert "turn_incomplete" in recorder.events("CA1")
+
+
+async def test_noise_that_transcribes_to_nothing_is_not_a_turn():
+    processor, _, recorder = make(FakeAsr([""]))
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(300), silence(500)), SleepFrame(0.3)])
+    assert of_type(down, CallerTurnFrame) == []
+    assert "noise" in recorder.events("CA1")
+
+
+async def test_long_speech_over_the_assistant_interrupts_it():
+    asr = FakeAsr(["wait I have a different question about shipping"])
+    processor, session, recorder = make(asr, assistant_talking=True)
+    down, up = await run_test(processor, frames_to_send=[
+        *audio(speech(1200), silence(400)), SleepFrame(0.3)])
+    assert len(of_type(down, InterruptionFrame)) == 1
+    assert len(of_type(up, InterruptionFrame)) == 1
+    assert [t.text for t in of_type(down, CallerTurnFrame)] == [
+        "wait I have a different question about shipping"]
+    assert "barge_in" in recorder.events("CA1")
+    assert session.current.interrupted
+
+
+async def test_a_backchannel_does_not_interrupt():
+    processor, session, recorder = make(FakeAsr(["Uh-huh."]), assistant_talking=True)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(400), silence(500)), SleepFrame(0.3)])
+    assert of_type(down, InterruptionFrame) == []
+    assert of_type(down, CallerTurnFrame) == []
+    assert "backchannel" in recorder.events("CA1")
+    assert not session.current.interrupted
+
+
+async def test_a_short_real_word_over_the_assistant_interrupts():
+    processor, _, _ = make(FakeAsr(["stop"]), assistant_talking=True)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(400), silence(500)), SleepFrame(0.3)])
+    assert len(of_type(down, InterruptionFrame)) == 1
+    assert [t.text for t in of_type(down, CallerTurnFrame)] == ["stop"]
+
+
+async def test_audio_before_the_call_starts_is_ignored():
+    recorder = MemoryRecorder()
+    session = CallSession(recorder, channel="twilio")
+    asr = FakeAsr(["hello"])
+    processor = CallerTurnProcessor(session=session, vad=FakeVad(), turn_model=None, asr=asr,
+                                    executor=ThreadPoolExecutor(1), params=ListeningParams())
+    down, _ = await run_test(processor, frames_to_send=[*audio(speech(600), silence(600))])
+    assert of_type(down, CallerTurnFrame) == [] and asr.calls == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("uh-huh", True), ("Okay.", True), ("Right, right.", True), ("mm-hmm yeah", True),
+    ("okay but what about shipping", False), ("stop", False), ("", False),
+])
+def test_backchannels_are_recognised_by_their_words(text, expected):
+    assert is_backchannel(text, BACKCHANNELS) is expected

