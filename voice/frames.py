@@ -20,6 +20,7 @@ class CallerTurnFrame(DataFrame):
     end_ms: int
     speech_end_at: float  # time.monotonic() when the caller's last speech arrived
     dtmf: str = ""
+    timings: dict[str, int] = field(default_factory=dict)  # asr_ms, endpoint_ms
 
 
 @dataclass

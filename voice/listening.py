@@ -183,7 +183,7 @@ class CallerTurnProcessor(FrameProcessor):
                 self._reset_segment()
                 return
             await self._barge_in("short interruption")
-            await self._emit(transcript.text, end_ms)
+            await self._emit(transcript, end_ms)
             return
         if self._turn_model is not None and not self._timed_out:
             probability = await asyncio.get_running_loop().run_in_executor(
@@ -193,7 +193,7 @@ class CallerTurnProcessor(FrameProcessor):
                 self._session.event("turn_incomplete", probability=round(probability, 3))
                 return
         transcript = await asr_job
-        await self._emit(transcript.text, end_ms)
+        await self._emit(transcript, end_ms)
 
     async def _finish_turn(self, end_ms: int, *, forced: bool = False) -> None:
         """Close the turn without waiting for a verdict (silence timeout, over-long turn)."""
@@ -204,17 +204,21 @@ class CallerTurnProcessor(FrameProcessor):
         transcript = await job
         if forced:
             self._session.event("turn_too_long", seconds=round(transcript.audio_s, 1))
-        await self._emit(transcript.text, end_ms)
+        await self._emit(transcript, end_ms)
 
-    async def _emit(self, text: str, end_ms: int) -> None:
+    async def _emit(self, transcript: Transcript, end_ms: int) -> None:
+        text = transcript.text
         start_ms = self._detector.segment_start_ms or end_ms
         speech_end_at = self._last_speech_at or time.monotonic()
+        timings = {"asr_ms": int(transcript.compute_s * 1000),
+                   "endpoint_ms": int((time.monotonic() - speech_end_at) * 1000)}
         self._reset_segment()
         if not text:
             self._session.event("noise", start_ms=start_ms, end_ms=end_ms)
             return
         await self.push_frame(
-            CallerTurnFrame(text=text, start_ms=start_ms, end_ms=end_ms, speech_end_at=speech_end_at)
+            CallerTurnFrame(text=text, start_ms=start_ms, end_ms=end_ms,
+                            speech_end_at=speech_end_at, timings=timings)
         )
 
     async def _barge_in(self, why: str) -> None:
@@ -223,7 +227,7 @@ class CallerTurnProcessor(FrameProcessor):
         self._barged_in = True
         if not self._session.assistant_busy:
             return
-        turn = self._session.interrupted()
+        turn = self._session.interrupted(speech_onset_ms=self._detector.segment_start_ms)
         log.info("call %s: barge-in (%s) during answer %s", self._session.call_id, why,
                  turn.seq if turn else "-")
         await self.broadcast_interruption()

@@ -173,6 +173,11 @@ class CallSession:
         turn.sentences.append(Sentence(text, duration_ms, mark))
         return mark
 
+    def note(self, turn: AssistantTurn, **meta: Any) -> None:
+        """Extra facts about an answer (timings), merged into its record."""
+        if turn.turn_id is not None and not self.ended:
+            self._recorder.update_turn(turn.turn_id, meta=meta)
+
     def synthesis_finished(self, turn: AssistantTurn) -> None:
         turn.synthesis_done = True
         self._maybe_finish(turn)
@@ -202,14 +207,15 @@ class CallSession:
                 turn.last_played_at = time.monotonic()
         self._maybe_finish(turn)
 
-    def interrupted(self) -> AssistantTurn | None:
+    def interrupted(self, *, speech_onset_ms: int | None = None) -> AssistantTurn | None:
         """Barge-in: the caller spoke over the answer; keep what they heard."""
         turn = self.current
         if turn is None or turn.finished:
             return None
         turn.interrupted = True
         heard = turn.heard_text(now=time.monotonic())
-        self.event("barge_in", answer=turn.seq, heard_words=len(heard.split()))
+        self.event("barge_in", answer=turn.seq, heard_words=len(heard.split()),
+                   speech_onset_ms=speech_onset_ms)
         self._close_assistant_turn(turn, interrupted=True)
         return turn
 

@@ -50,7 +50,8 @@ class DialogueProcessor(FrameProcessor):
             await self.push_frame(AssistantReplyFrame(text=self._greeting, intent="greeting"))
         elif isinstance(frame, CallerTurnFrame):
             await self._answer(frame.text, dtmf=frame.dtmf, start_ms=frame.start_ms,
-                               end_ms=frame.end_ms, speech_end_at=frame.speech_end_at)
+                               end_ms=frame.end_ms, speech_end_at=frame.speech_end_at,
+                               timings=frame.timings)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(frame)
         else:
@@ -68,12 +69,16 @@ class DialogueProcessor(FrameProcessor):
             self._session.dtmf_buffer += digit
 
     async def _answer(self, text: str, *, dtmf: str, start_ms: int, end_ms: int,
-                      speech_end_at: float | None) -> None:
+                      speech_end_at: float | None, timings: dict[str, int] | None = None) -> None:
+        started = time.perf_counter()
         reply = self._router.route(text, dtmf=dtmf)
+        meta: dict[str, object] = {**(timings or {}),
+                                   "route_ms": int((time.perf_counter() - started) * 1000)}
+        if dtmf:
+            meta["dtmf"] = dtmf
         self._session.caller_turn(
             text or f"[keypad] {dtmf}#", start_ms=start_ms, end_ms=end_ms, intent=reply.intent,
-            confidence=round(reply.confidence, 3),
-            meta={"dtmf": dtmf} if dtmf else None,
+            confidence=round(reply.confidence, 3), meta=meta,
         )
         if reply.passage_ids:
             self._session.event("kb_passages", passages=reply.passage_ids)
@@ -126,8 +131,11 @@ class SpeechSynthesisProcessor(FrameProcessor):
     async def _speak(self, turn: AssistantTurn) -> None:
         loop = asyncio.get_running_loop()
         try:
-            for sentence in split_sentences(turn.text):
+            for index, sentence in enumerate(split_sentences(turn.text)):
+                started = time.perf_counter()
                 pcm = await loop.run_in_executor(self._executor, self._synth.synthesize, sentence)
+                if index == 0:
+                    self._session.note(turn, tts_first_ms=int((time.perf_counter() - started) * 1000))
                 pcm = _resample(pcm, self._synth.sample_rate, self._out_rate)
                 mark = self._session.sentence_queued(turn, sentence, duration_ms(pcm, self._out_rate))
                 await self.push_frame(

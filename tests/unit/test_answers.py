@@ -86,6 +86,18 @@ FACT_QUESTIONS = [
     ("who handles billing disputes", "billing-disputes#1", "human agent"),
 ]
 
+# The plausible extras of the demo KB, and traps where a shared word points to the wrong topic.
+OTHER_QUESTIONS = [
+    ("how do i start a return", "returns#2", "sign in to your Brightline account"),
+    ("do i have to pay for return shipping", "returns#3", "Return shipping is free"),
+    ("hi um i bought a tv two weeks ago and i want to send it back", "returns#1", "30 days"),
+    ("can i cancel my order", "order-status#3", "ask to speak with an agent"),
+    ("where is my order", "order-status#1", "order number"),
+    ("how do i become a plus member", "brightline-plus#6", "join Brightline Plus"),
+    ("what payment methods do you accept", "payment#1", "credit cards"),
+    ("what time do you open tomorrow", "agent-hours#1", "8 am"),
+]
+
 OUT_OF_SCOPE = [
     "what's the weather in paris",
     "do you sell cars",
@@ -113,6 +125,17 @@ def test_a_company_fact_asked_in_a_spoken_phrasing_is_answered_with_its_figure(
     assert answer.confident
     assert answer.passage_ids[0] == passage_id
     assert figure in answer.text
+
+
+
+@pytest.mark.parametrize(("question", "passage_id", "phrase"), OTHER_QUESTIONS)
+def test_other_questions_find_their_passage_and_not_a_look_alike(
+    answerer: GroundedAnswerer, question: str, passage_id: str, phrase: str
+) -> None:
+    answer = answerer.answer(question)
+    assert answer.confident
+    assert answer.passage_ids[0] == passage_id
+    assert phrase in answer.text
 
 
 @pytest.mark.parametrize("question", OUT_OF_SCOPE)
