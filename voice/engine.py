@@ -61,17 +61,14 @@ class SpeechModels:
 class ConversationEngine:
     """Shared by all calls of the process; holds models, knowledge and the call store."""
 
-    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallStore,
-                 router: Router | None = None) -> None:
+    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallStore) -> None:
+        from kb import DEMO_KB_DIR
+
         self.settings = settings
         self.models = models
         self.store = store
-        if router is None:
-            from kb import DEMO_KB_DIR
-
-            kb = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
-            router = Router(GroundedAnswerer(kb))
-        self.router = router
+        self.knowledge = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
+        self.answerer = GroundedAnswerer(self.knowledge)
         # ASR, turn model and TTS are CPU-bound; they run here, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
@@ -97,7 +94,8 @@ class ConversationEngine:
             transport.input(),
             CallerTurnProcessor(session=session, vad=self.models.vad, turn_model=self.models.turn,
                                 asr=self.models.asr, executor=self.executor, params=self.params),
-            DialogueProcessor(session=session, router=self.router, greeting=self.settings.greeting),
+            DialogueProcessor(session=session, greeting=self.settings.greeting,
+                              router=Router(self.answerer, company=self.settings.company_name)),
             SpeechSynthesisProcessor(session=session, synthesizer=self.models.tts,
                                      executor=self.executor),
             transport.output(),
