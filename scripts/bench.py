@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import Voices, start_server  # noqa: E402
 from voice.caller import CallerTurn, place_call  # noqa: E402
+
+from tests.e2e.conftest import Voices, start_server  # noqa: E402
 
 QUESTIONS = [
     "How long do I have to return an item?",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ log = logging.getLogger("iva.asr")
 
 SAMPLE_RATE = 16_000
 _FRAMES_PER_SECOND = 100  # whisper mel frames per second of audio
-_TOKENS_PER_SECOND = 6  # generous upper bound on speech rate, in tokens
+_TOKENS_PER_SECOND = 4.5  # upper bound on telephone speech rate, in tokens; stops loops early
 
 
 class ModelNotFoundError(RuntimeError):
@@ -64,6 +65,7 @@ class WhisperTranscriber:
         language: str = "en",
         min_window_s: float = 10.0,
         max_window_s: float = 20.0,
+        vocabulary: str = "",
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -88,6 +90,10 @@ class WhisperTranscriber:
             language=language if multilingual else "en",
         )
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        if vocabulary:
+            # Whisper's "previous text" slot primes it with the words callers will use.
+            hint = self._tokenizer.encode(" " + vocabulary.strip())[-100:]
+            self._prompt = [self._tokenizer.sot_prev, *hint, *self._prompt]
         self._beam_size = beam_size
         self._language = language
         self._min_window_s = min_window_s
@@ -126,7 +132,7 @@ class WhisperTranscriber:
             encoded,
             [self._prompt],
             beam_size=self._beam_size,
-            max_length=int(audio_s * _TOKENS_PER_SECOND) + 8,
+            max_length=len(self._prompt) + int(audio_s * _TOKENS_PER_SECOND) + 8,
             no_repeat_ngram_size=3,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -147,6 +153,19 @@ class WhisperTranscriber:
 
 
 def _clean(text: str) -> str:
-    """Whisper's habits on silence and noise: bracketed sound tags and stray spaces."""
-    words = [w for w in text.replace("\n", " ").split() if not (w.startswith(("[", "(")) and w.endswith(("]", ")")))]
-    return " ".join(words).strip()
+    """Whisper's habits on short windows: bracketed sound tags, and a sentence said twice."""
+    words = [w for w in text.replace("\n", " ").split()
+             if not (w.startswith(("[", "(")) and w.endswith(("]", ")")))]
+    text = " ".join(words).strip()
+    sentences = [s for s in _SENTENCES.split(text) if s]
+    if len(sentences) == 2 and _similar(sentences[0], sentences[1]):
+        return sentences[0]
+    return text
+
+
+_SENTENCES = re.compile(r"(?<=[.?!])\s+")
+
+
+def _similar(a: str, b: str) -> bool:
+    wa, wb = set(re.findall(r"[a-z']+", a.lower())), set(re.findall(r"[a-z']+", b.lower()))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= 0.4

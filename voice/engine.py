@@ -49,7 +49,9 @@ class SpeechModels:
         started = time.perf_counter()
         models = cls(
             asr=WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
-                                   beam_size=settings.asr_beam_size, language=settings.asr_language),
+                                   beam_size=settings.asr_beam_size, language=settings.asr_language,
+                                   min_window_s=settings.asr_window_s,
+                                   vocabulary=settings.asr_vocabulary),
             tts=PiperSynthesizer(settings.tts_voice, length_scale=settings.tts_length_scale),
             vad=SileroModel(),
             turn=SmartTurnModel() if settings.turn_model else None,

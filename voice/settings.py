@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     asr_threads: int = Field(default=2, ge=1)
     asr_beam_size: int = Field(default=1, ge=1)
     asr_language: str = "en"
+    asr_vocabulary: str = Field(
+        default="Brightline, Brightline Plus membership, order number, refund, return, "
+        "express shipping, warranty, gift card.",
+        description="Words callers use that the ASR should expect (names, products)",
+    )
+    asr_window_s: float = Field(
+        default=10.0, ge=3.0, le=30.0,
+        description="Shortest audio window whisper encodes; shorter is faster, 30 is whisper's own",
+    )
 
     # --- speech synthesis (piper) -------------------------------------------------------
     tts_voice: Path | None = Field(
