@@ -114,7 +114,9 @@ class ConversationEngine:
         self.active_calls += 1
         self.calls_total += 1
         try:
-            await PipelineRunner(handle_sigint=False, handle_sigterm=False).run(task)
+            runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
+            await runner.add_workers(task)
+            await runner.run()
         finally:
             self.active_calls -= 1
 

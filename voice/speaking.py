@@ -16,11 +16,10 @@ from pipecat.frames.frames import (
     Frame,
     InputDTMFFrame,
     InterruptionFrame,
-    StartFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 
 from nlu.router import Router
 from telephony.frames import CallStartedFrame, SpeechMarkFrame
@@ -103,10 +102,7 @@ class SpeechSynthesisProcessor(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, StartFrame):
-            self._out_rate = frame.audio_out_sample_rate
-            await self.push_frame(frame, direction)
-        elif isinstance(frame, AssistantReplyFrame):
+        if isinstance(frame, AssistantReplyFrame):
             await self._stop_speaking()
             turn = self._session.reply_started(
                 frame.text, intent=frame.intent, confidence=frame.confidence,
@@ -118,6 +114,10 @@ class SpeechSynthesisProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        await super().setup(setup)
+        self._out_rate = setup.audio_out_sample_rate or self._out_rate
 
     async def cleanup(self) -> None:
         await self._stop_speaking()

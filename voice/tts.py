@@ -22,9 +22,10 @@ from voice.asr import ModelNotFoundError
 
 log = logging.getLogger("iva.tts")
 
-# Split after ., ! or ? followed by a space, but not after common abbreviations or inside
-# numbers like "9.99".
-_SENTENCE_END = re.compile(r"(?<!\b(?:Mr|Ms|Dr|St|vs|Mrs))(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+# Split after ., ! or ? followed by a space and a capital or digit (so "9.99" stays whole),
+# then glue back the pieces that ended in an abbreviation.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+_ABBREVIATIONS = ("Mr.", "Ms.", "Mrs.", "Dr.", "St.", "vs.", "e.g.", "i.e.", "a.m.", "p.m.")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+")
 _MAX_FIRST_WORDS = 12
 
@@ -44,7 +45,14 @@ def default_voice() -> Path:
 def split_sentences(text: str) -> list[str]:
     """Sentences to speak one by one; a long first sentence is split at a clause break so
     the caller hears the start of the answer sooner."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    sentences: list[str] = []
+    for piece in (p.strip() for p in _SENTENCE_END.split(text.strip())):
+        if not piece:
+            continue
+        if sentences and sentences[-1].endswith(_ABBREVIATIONS):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
     if sentences and len(sentences[0].split()) > _MAX_FIRST_WORDS:
         clauses = _CLAUSE_BREAK.split(sentences[0], maxsplit=1)
         if len(clauses) == 2 and len(clauses[0].split()) >= 3:

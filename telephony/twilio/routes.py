@@ -87,9 +87,12 @@ async def _run_stream(websocket: WebSocket, runner: ConversationRunner,
             asyncio.get_running_loop().create_task(task.queue_frame(EndFrame()))
 
     def on_stop() -> None:
+        # Twilio has hung up: nothing queued for the caller matters any more.
         nonlocal outcome
         outcome = "completed"
-        end_pipeline()
+        task = task_ref.get("task")
+        if task is not None:
+            asyncio.get_running_loop().create_task(task.cancel())
 
     def on_error(error: TwilioStreamError) -> None:
         nonlocal outcome
