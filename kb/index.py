@@ -66,7 +66,7 @@ _FUNCTION_WORDS = """
     like me mine more most much my no nor not of off on once only or other our ours out over
     pm she should so some something still such than that thats the their them then there
     theres these they this those to too up us very was we were what whats when where which
-    while who whom why will with wont would you your youre yours one ones
+    while who whom why will with wont would you your youre yours one ones per
     zero two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
     hundred thousand half couple few
@@ -77,7 +77,7 @@ _PHONE_FILLER = """
     policies rule rules info information question tell know need want wanted say said long
     many thing things kind sort maybe take takes took happen happens happened go goes going
     anyway actually longer shorter find found saw seen see ago last yesterday recently week
-    weeks buy bought purchase purchased done today tonight tomorrow now
+    weeks buy bought purchase purchased done today tonight tomorrow now wait sorry different
 """
 # What was bought rarely changes the policy: "can I return my headphones" asks about returns.
 # Dropping product nouns keeps them from counting as unmatched words against confidence.

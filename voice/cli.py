@@ -30,9 +30,20 @@ def _configure_logging(level: str) -> None:
         from loguru import logger as loguru_logger
 
         loguru_logger.remove()
-        loguru_logger.add(sys.stderr, level="WARNING" if level.upper() != "DEBUG" else "DEBUG")
+        loguru_logger.add(sys.stderr, level="WARNING" if level.upper() != "DEBUG" else "DEBUG",
+                          filter=_pipecat_noise_filter)
     except ImportError:  # pragma: no cover
         pass
+
+
+# pipecat's WebSocket transport reports, at ERROR, a peer that closed first and the protocol
+# errors our bridge has already logged in one clear line with the call id.
+_PIPECAT_NOISE = ("exception while closing the websocket", "TwilioStreamError",
+                  "exception sending data: WebSocketDisconnect")
+
+
+def _pipecat_noise_filter(record: dict) -> bool:  # type: ignore[type-arg]
+    return not any(noise in record["message"] for noise in _PIPECAT_NOISE)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -133,7 +133,10 @@ class CallerTurnProcessor(FrameProcessor):
                 self._last_speech_at = time.monotonic()
             for event in self._detector.push(self._vad_ms, prob):
                 await self._on_turn_event(event)
-            if self._overlap and not self._barged_in and self._segment is not None:
+            if (self._overlap and not self._barged_in and self._segment is not None
+                    and prob >= self._params.vad_threshold):
+                # Speech so far in this burst (up to now, while still speaking): a backchannel
+                # is short, so speech that goes on past backchannel_max_ms is a real barge-in.
                 spoken = self._vad_ms - (self._detector.segment_start_ms or self._vad_ms)
                 if spoken >= max(self._params.backchannel_max_ms, self._params.barge_in_min_speech_ms):
                     await self._barge_in("long speech")

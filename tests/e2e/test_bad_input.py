@@ -62,7 +62,7 @@ async def test_an_abrupt_hang_up_mid_answer_keeps_the_record_and_the_next_call_w
     question = voices.say("What is your return policy for limited edition items?")
     result = await place_call(server.ws_url, [CallerTurn(wav=question)], final_listen_s=1.0,
                               hang_up=False, abrupt=True)
-    record = server.call_record(result.call_sid)
+    record = server.call_record(result.call_sid, wait_s=20)
     assert record["outcome"] == "caller_hung_up"
     assert any(t["speaker"] == "caller" for t in record["turns"])
 
