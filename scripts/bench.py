@@ -25,9 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voice.caller import CallerTurn, place_call  # noqa: E402
-
 from tests.e2e.conftest import Voices, start_server  # noqa: E402
+from voice.caller import CallerTurn, place_call  # noqa: E402
 
 QUESTIONS = [
     "How long do I have to return an item?",

@@ -22,10 +22,10 @@ from pipecat.frames.frames import EndFrame
 from pipecat.pipeline.task import PipelineTask
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
-from telephony.twilio.twiml import connect_stream_twiml, signature_is_valid, stream_url_for
 
 from telephony.control import CallHooks
 from telephony.twilio.serializer import TWILIO_RATE, TwilioMediaStreamSerializer, TwilioStreamError
+from telephony.twilio.twiml import connect_stream_twiml, signature_is_valid, stream_url_for
 
 log = logging.getLogger("iva.twilio")
 

@@ -25,8 +25,8 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
 )
 from pipecat.serializers.base_serializer import FrameSerializer
-from telephony.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
 
+from telephony.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
 from telephony.control import CallHooks
 from telephony.frames import CallStartedFrame, SpeechMarkFrame
 from telephony.twilio import protocol as tw

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 import websockets
-from voice.caller import CallerTurn, place_call
 from websockets.exceptions import ConnectionClosed
 
 from telephony.twilio import protocol as tw
+from voice.caller import CallerTurn, place_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

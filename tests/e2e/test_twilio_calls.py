@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+
 from telephony.audio import resample
 from voice.caller import CallerTurn, place_call
 
