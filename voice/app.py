@@ -38,6 +38,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await warm_up(conversation.models, conversation.executor)
+        if settings.tts_warm_cache:
+            conversation.start_warming_speech()
         log.info("ready to take calls on http://%s:%d", settings.host, settings.port)
         try:
             yield

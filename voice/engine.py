@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class ConversationEngine:
         # ASR, turn model and TTS are CPU-bound; they run here, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
+        self._stopping = threading.Event()
         self.calls_total = 0
         self.params = ListeningParams(
             vad_threshold=settings.vad_threshold,
@@ -85,6 +87,31 @@ class ConversationEngine:
             max_turn_ms=int(settings.max_turn_seconds * 1000),
             backchannels=tuple(settings.backchannels),
         )
+
+    def phrases(self) -> list[str]:
+        """What the assistant is likely to say: the greeting, the router's fixed replies and
+        every sentence of the knowledge base (answers are extractive)."""
+        from kb.answers import DONT_KNOW, split_sentences
+        from nlu import router as fixed
+
+        texts = [self.settings.greeting, DONT_KNOW, fixed.DIDNT_CATCH, fixed.TO_AGENT,
+                 fixed.ANYTHING_ELSE, fixed.WHAT_ELSE, fixed.HOW_CAN_I_HELP, fixed.KEYPAD_UNUSED,
+                 Router(self.answerer, company=self.settings.company_name).route("goodbye").text]
+        for passage in self.knowledge.passages:
+            texts.extend(split_sentences(passage.text))
+        return texts
+
+    def start_warming_speech(self) -> threading.Thread:
+        """Fill the TTS cache in the background, yielding to live calls."""
+        thread = threading.Thread(target=self._warm_speech, name="iva-tts-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_speech(self) -> None:
+        started = time.perf_counter()
+        made = self.models.tts.warm(self.phrases(), busy=lambda: self.active_calls > 0,
+                                    stop=self._stopping)
+        log.info("TTS cache warm: %d sentences in %.1f s", made, time.perf_counter() - started)
 
     def new_session(self, channel: str) -> CallSession:
         return CallSession(self.store, channel=channel)
@@ -121,6 +148,7 @@ class ConversationEngine:
             self.active_calls -= 1
 
     def close(self) -> None:
+        self._stopping.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 

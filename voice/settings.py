@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="piper voice .onnx (with its .onnx.json beside it); default: en_US-joe-medium",
     )
     tts_length_scale: float = Field(default=1.0, gt=0.2, lt=3.0)
+    tts_warm_cache: bool = Field(
+        default=True,
+        description="At start, synthesize the KB's sentences and fixed replies in the background "
+        "(paused during calls) so answers start without waiting for piper",
+    )
 
     # --- turn-taking and barge-in --------------------------------------------------------
     vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
