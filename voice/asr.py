@@ -134,6 +134,7 @@ class WhisperTranscriber:
             beam_size=self._beam_size,
             max_length=len(self._prompt) + int(audio_s * _TOKENS_PER_SECOND) + 8,
             no_repeat_ngram_size=3,
+            repetition_penalty=1.1,
             return_no_speech_prob=True,
             suppress_blank=True,
         )[0]
@@ -157,10 +158,12 @@ def _clean(text: str) -> str:
     words = [w for w in text.replace("\n", " ").split()
              if not (w.startswith(("[", "(")) and w.endswith(("]", ")")))]
     text = " ".join(words).strip()
-    sentences = [s for s in _SENTENCES.split(text) if s]
-    if len(sentences) == 2 and _similar(sentences[0], sentences[1]):
-        return sentences[0]
-    return text
+    kept: list[str] = []
+    for sentence in (s for s in _SENTENCES.split(text) if s):
+        if any(_similar(sentence, earlier) for earlier in kept):
+            break  # a decoding loop: the rest repeats what was already said
+        kept.append(sentence)
+    return " ".join(kept)
 
 
 _SENTENCES = re.compile(r"(?<=[.?!])\s+")
