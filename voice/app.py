@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": conversation.active_calls}
+        return {"status": "ok", "active_calls": conversation.active_calls,
+                "speech_cache_warm": conversation.speech_cache_warm}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:
@@ -74,5 +75,8 @@ def _prometheus(engine: ConversationEngine) -> str:
         "# HELP iva_calls_total Calls taken since start.",
         "# TYPE iva_calls_total counter",
         f"iva_calls_total {engine.calls_total}",
+        "# HELP iva_tts_cache_hits_total Sentences spoken from the TTS cache.",
+        "# TYPE iva_tts_cache_hits_total counter",
+        f"iva_tts_cache_hits_total {engine.models.tts.cache_hits}",
     ]
     return "\n".join(lines) + "\n"

@@ -76,10 +76,12 @@ class ConversationEngine:
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
         self._stopping = threading.Event()
+        self.speech_cache_warm = False
         self.calls_total = 0
         self.params = ListeningParams(
             vad_threshold=settings.vad_threshold,
             speech_start_ms=settings.speech_start_ms,
+            hesitation_ms=settings.speculate_after_ms,
             pause_ms=settings.end_of_turn_silence_ms,
             timeout_ms=settings.incomplete_turn_silence_ms,
             barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
@@ -111,6 +113,7 @@ class ConversationEngine:
         started = time.perf_counter()
         made = self.models.tts.warm(self.phrases(), busy=lambda: self.active_calls > 0,
                                     stop=self._stopping)
+        self.speech_cache_warm = True
         log.info("TTS cache warm: %d sentences in %.1f s", made, time.perf_counter() - started)
 
     def new_session(self, channel: str) -> CallSession:

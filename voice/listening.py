@@ -7,9 +7,10 @@
 * Overlapping speech that lasts ``backchannel_max_ms`` interrupts at once; a shorter burst is
   transcribed when it ends: "uh-huh", "okay", "right" are backchannels (recorded, ignored),
   anything else interrupts and becomes the caller's turn.
-* After ``pause_ms`` of silence the turn model (smart-turn) judges the turn; ASR starts at the
-  same moment so its result is ready when the verdict is "complete". An "incomplete" verdict
-  (a caller dictating digits, "my order number is ... ") waits until ``timeout_ms``.
+* After ``hesitation_ms`` of silence, ASR and the turn model (smart-turn) start, speculatively
+  and in parallel; after ``pause_ms`` a "complete" verdict ends the turn with the transcript
+  (more speech before that throws the work away). An "incomplete" verdict (a caller dictating
+  digits, "my order number is ...") waits until ``timeout_ms`` of silence.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voice.asr import Transcript, WhisperTranscriber
 from voice.frames import CallerTurnFrame
 from voice.session import CallSession
-from voice.turns import SilenceTimeout, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+from voice.turns import (
+    SilenceTimeout,
+    SpeechHesitated,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+)
 from voice.vad import SileroModel, SmartTurnModel
 
 log = logging.getLogger("iva.listening")
@@ -43,8 +51,9 @@ _PRE_ROLL_MS = 300  # audio kept from before the VAD fired, so first syllables a
 class ListeningParams:
     vad_threshold: float = 0.5
     speech_start_ms: int = 60
-    pause_ms: int = 240
-    timeout_ms: int = 900
+    hesitation_ms: int = 120
+    pause_ms: int = 200
+    timeout_ms: int = 800
     barge_in_min_speech_ms: int = 200
     backchannel_max_ms: int = 700
     complete_threshold: float = 0.5
@@ -53,6 +62,28 @@ class ListeningParams:
 
 
 _WORD = re.compile(r"[a-z']+")
+
+
+# A sentence that ends on one of these is still going ("my order number is ...", "and ...").
+_OPEN_ENDINGS = frozenset("""
+    and or but so because then the a an my your is are was to of for with from at in on
+    um uh er erm hmm well wait actually like number order zero oh one two three four five six
+    seven eight nine ten hold
+""".split())
+
+
+def looks_complete(text: str) -> bool:
+    """Whisper's punctuation as a turn-end signal: a question mark, or a full stop or
+    exclamation after a word that does not leave the sentence open. Digits being dictated
+    ("1, 0, 0 1.") never look complete: more may follow."""
+    text = text.strip()
+    if not text or text[-1] not in ".?!":
+        return False
+    words = _WORD.findall(text.lower())
+    last = text.rstrip(".?! ").split()[-1] if text.rstrip(".?! ") else ""
+    if not words or last[-1:].isdigit():
+        return False
+    return text.endswith("?") or words[-1] not in _OPEN_ENDINGS
 
 
 def is_backchannel(text: str, backchannels: tuple[str, ...]) -> bool:
@@ -85,7 +116,8 @@ class CallerTurnProcessor(FrameProcessor):
         self._params = params
         self._detector = TurnDetector(
             threshold=params.vad_threshold, start_ms=params.speech_start_ms,
-            pause_ms=params.pause_ms, timeout_ms=params.timeout_ms,
+            hesitation_ms=params.hesitation_ms, pause_ms=params.pause_ms,
+            timeout_ms=params.timeout_ms,
         )
         self._media_ms = 0
         self._vad_ms = 0
@@ -98,7 +130,7 @@ class CallerTurnProcessor(FrameProcessor):
         self._last_speech_at = 0.0
         self._decision: asyncio.Task[None] | None = None
         self._asr_job: asyncio.Future[Transcript] | None = None
-        self._asr_audio = np.zeros(0, dtype=np.float32)
+        self._turn_job: asyncio.Future[float] | None = None
         self._timed_out = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -149,9 +181,11 @@ class CallerTurnProcessor(FrameProcessor):
             self._pre_roll_bytes = 0
             self._overlap = self._session.assistant_busy
             self._barged_in = False
+        elif isinstance(event, SpeechHesitated):
+            self._start_speculation()
         elif isinstance(event, SpeechResumed):
             await self._cancel_decision()
-            self._asr_job = None  # it heard only part of the turn
+            self._asr_job = self._turn_job = None  # they heard only part of the turn
         elif isinstance(event, SpeechPaused):
             await self._cancel_decision()
             self._timed_out = False
@@ -163,48 +197,68 @@ class CallerTurnProcessor(FrameProcessor):
                 await self._finish_turn(event.end_ms)
 
     # ------------------------------------------------------------------ decisions
-    def _start_asr(self) -> asyncio.Future[Transcript]:
-        """Transcribe the segment so far; started as soon as the caller pauses, so the text is
-        ready (or nearly) when the turn model says the turn is over."""
-        assert self._segment is not None
-        audio = _to_float(self._segment)
-        self._asr_job = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._asr.transcribe, audio)
-        self._asr_audio = audio
-        return self._asr_job
-
-    async def _decide(self, end_ms: int) -> None:
-        """Silence after speech: is the turn over? Runs as a task; more speech cancels it."""
+    def _start_speculation(self) -> None:
+        """A short silence: transcribe the segment and ask the turn model now, in parallel, so
+        both answers are ready (or nearly) when the pause is long enough to end the turn. More
+        speech throws the work away."""
         if self._segment is None:
             return
-        asr_job = self._start_asr()
+        loop = asyncio.get_running_loop()
+        audio = _to_float(self._segment)
+        self._asr_job = loop.run_in_executor(self._executor, self._asr.transcribe, audio)
+        self._turn_job = None
+        if self._turn_model is not None and not self._overlap:
+            self._turn_job = loop.run_in_executor(
+                self._executor, self._turn_model.completion_probability, audio)
+
+    async def _decide(self, end_ms: int) -> None:
+        """The caller has paused: is the turn over? Runs as a task; more speech cancels it."""
+        if self._segment is None:
+            return
+        if self._asr_job is None:
+            self._start_speculation()
+        asr_job = self._asr_job
+        assert asr_job is not None
+        transcript = await asr_job
         if self._overlap and not self._barged_in:
-            transcript = await asr_job
             if not transcript.text or is_backchannel(transcript.text, self._params.backchannels):
                 self._session.event("backchannel", text=transcript.text)
-                log.info("call %s: backchannel %r ignored", self._session.call_id, transcript.text)
+                log.info("call %s: backchannel ignored", self._session.call_id)
                 self._reset_segment()
                 return
             await self._barge_in("short interruption")
-            await self._emit(transcript, end_ms)
+        if not self._timed_out and not await self._turn_complete(transcript.text):
+            # Unfinished ("my order number is ..."): SilenceTimeout or more speech decides.
             return
-        if self._turn_model is not None and not self._timed_out:
-            probability = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._turn_model.completion_probability, self._asr_audio)
-            if probability < self._params.complete_threshold and not self._timed_out:
-                # Unfinished ("my order number is ..."): SilenceTimeout or more speech decides.
-                self._session.event("turn_incomplete", probability=round(probability, 3))
-                return
-        transcript = await asr_job
         await self._emit(transcript, end_ms)
+
+    async def _turn_complete(self, text: str) -> bool:
+        """The turn model's verdict, overruled when the words plainly end a sentence: smart-turn
+        reads prosody, and flat synthetic or tired voices can sound unfinished."""
+        if self._turn_model is None:
+            return True
+        if self._turn_job is None and self._segment is not None:
+            self._turn_job = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._turn_model.completion_probability, _to_float(self._segment))
+        assert self._turn_job is not None
+        probability = await self._turn_job
+        if probability >= self._params.complete_threshold:
+            return True
+        if looks_complete(text):
+            self._session.event("turn_complete_by_text", probability=round(probability, 3))
+            return True
+        self._session.event("turn_incomplete", probability=round(probability, 3))
+        return False
 
     async def _finish_turn(self, end_ms: int, *, forced: bool = False) -> None:
         """Close the turn without waiting for a verdict (silence timeout, over-long turn)."""
         await self._cancel_decision()
         if self._segment is None:
             return
-        job = self._asr_job if (self._asr_job is not None and not forced) else self._start_asr()
-        transcript = await job
+        if self._asr_job is None or forced:
+            self._start_speculation()
+        assert self._asr_job is not None
+        transcript = await self._asr_job
         if forced:
             self._session.event("turn_too_long", seconds=round(transcript.audio_s, 1))
         await self._emit(transcript, end_ms)
@@ -237,7 +291,7 @@ class CallerTurnProcessor(FrameProcessor):
 
     def _reset_segment(self) -> None:
         self._segment = None
-        self._asr_job = None
+        self._asr_job = self._turn_job = None
         self._overlap = False
         self._barged_in = False
         self._detector.end_turn()

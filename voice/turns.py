@@ -7,8 +7,8 @@ Feed one speech probability per VAD window with its media time; get events back:
       │                            └───┼──────speech again────────┘  │
       └──────── end_turn() (the owner decided the turn is over) ─────┘
 
-``SpeechStarted`` opens a caller segment, ``SpeechPaused`` says the caller has been silent for
-``pause_ms`` (the owner then asks the turn model, or waits for ``SilenceTimeout`` after
+``SpeechStarted`` opens a caller segment, ``SpeechHesitated`` says the caller has been silent
+for ``hesitation_ms`` (time to start speculative work), ``SpeechPaused`` for ``pause_ms`` (the owner then asks the turn model, or waits for ``SilenceTimeout`` after
 ``timeout_ms``), ``SpeechResumed`` cancels a pending decision. Hysteresis: speech needs
 ``p ≥ threshold``, silence ``p < threshold - 0.15``, as Silero's authors recommend.
 """
@@ -31,6 +31,11 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechHesitated:
+    end_ms: int  # a short silence: worth starting the (discardable) ASR and turn model now
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechPaused:
     end_ms: int  # media time of the end of the last speech window
 
@@ -45,7 +50,7 @@ class SilenceTimeout:
     end_ms: int
 
 
-TurnEvent = SpeechStarted | SpeechPaused | SpeechResumed | SilenceTimeout
+TurnEvent = SpeechStarted | SpeechHesitated | SpeechPaused | SpeechResumed | SilenceTimeout
 
 
 class TurnDetector:
@@ -57,14 +62,17 @@ class TurnDetector:
         window_ms: int = 32,
         threshold: float = 0.5,
         start_ms: int = 60,
-        pause_ms: int = 240,
-        timeout_ms: int = 900,
+        hesitation_ms: int = 120,
+        pause_ms: int = 200,
+        timeout_ms: int = 800,
     ) -> None:
         self.window_ms = window_ms
         self.threshold = threshold
         self.low_threshold = max(0.01, threshold - 0.15)
         self.start_ms = start_ms
         self.pause_ms = pause_ms
+        self.hesitation_ms = min(hesitation_ms, pause_ms)
+        self._hesitation_sent = False
         self.timeout_ms = timeout_ms
         self.state = TurnState.QUIET
         self.segment_start_ms: int | None = None
@@ -100,16 +108,24 @@ class TurnDetector:
             if self.state is TurnState.PAUSED and is_speech:
                 self.state = TurnState.SPEAKING
                 self._timeout_sent = False
+                self._hesitation_sent = False
                 events.append(SpeechResumed(t_ms))
             if is_speech:
                 if self._silence_run_ms:
                     self._speech_run_ms = 0
+                    if self._hesitation_sent and self.state is TurnState.SPEAKING:
+                        events.append(SpeechResumed(t_ms))
+                    self._hesitation_sent = False
                 self._silence_run_ms = 0
                 self._speech_run_ms += self.window_ms
                 self.last_speech_end_ms = t_ms
             return events
 
         self._silence_run_ms += self.window_ms
+        if (self.state is TurnState.SPEAKING and not self._hesitation_sent
+                and self._silence_run_ms >= self.hesitation_ms):
+            self._hesitation_sent = True
+            events.append(SpeechHesitated(self.last_speech_end_ms))
         if self.state is TurnState.SPEAKING and self._silence_run_ms >= self.pause_ms:
             self.state = TurnState.PAUSED
             events.append(SpeechPaused(self.last_speech_end_ms))
@@ -125,6 +141,7 @@ class TurnDetector:
     def end_turn(self) -> None:
         """The owner has closed the caller's turn; the next speech opens a new one."""
         self.state = TurnState.QUIET
+        self._hesitation_sent = False
         self.segment_start_ms = None
         self._speech_run_ms = 0
         self._timeout_sent = False

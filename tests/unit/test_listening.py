@@ -8,7 +8,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from tests.fakes import FakeAsr, FakeTurnModel, FakeVad, MemoryRecorder, silence, speech
 from voice.frames import CallerTurnFrame
-from voice.listening import CallerTurnProcessor, ListeningParams, is_backchannel
+from voice.listening import CallerTurnProcessor, ListeningParams, is_backchannel, looks_complete
 from voice.session import CallSession
 
 pytestmark = pytest.mark.unit
@@ -37,7 +37,8 @@ def make(asr: FakeAsr, *, turn_probability: float = 0.9, assistant_talking: bool
     processor = CallerTurnProcessor(
         session=session, vad=FakeVad(), turn_model=FakeTurnModel(turn_probability), asr=asr,
         executor=ThreadPoolExecutor(1),
-        params=ListeningParams(pause_ms=256, timeout_ms=896, backchannel_max_ms=700,
+        params=ListeningParams(hesitation_ms=128, pause_ms=256, timeout_ms=896,
+                               backchannel_max_ms=700,
                                backchannels=BACKCHANNELS),
     )
     return processor, session, recorder
@@ -125,3 +126,38 @@ async def test_audio_before_the_call_starts_is_ignored():
 ])
 def test_backchannels_are_recognised_by_their_words(text, expected):
     assert is_backchannel(text, BACKCHANNELS) is expected
+
+
+async def test_speculative_work_on_a_hesitation_is_discarded_when_the_caller_goes_on():
+    asr = FakeAsr(by_audio=lambda a: f"{len(a) // 1600} tenths")
+    processor, _, _ = make(asr)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(600), silence(160)), SleepFrame(0.1),
+        *audio(speech(600), silence(400)), SleepFrame(0.3)])
+    turns = of_type(down, CallerTurnFrame)
+    assert len(turns) == 1 and len(asr.calls) >= 2
+    assert turns[0].text == f"{int(max(asr.calls) * 10)} tenths", "the turn uses the full audio"
+    assert max(asr.calls) > 1.3
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("How much is express shipping?", True),
+    ("Can I pause my membership.", True),
+    ("Yes.", True),
+    ("My order number is 1, 0, 0 1.", False),
+    ("Wait.", False),
+    ("my order number is", False),
+    ("I want to return my headphones and", False),
+    ("", False),
+])
+def test_punctuation_and_the_last_word_say_whether_a_sentence_is_finished(text, expected):
+    assert looks_complete(text) is expected
+
+
+async def test_a_plainly_finished_question_is_not_held_back_by_a_doubtful_turn_model():
+    processor, _, recorder = make(FakeAsr(by_audio=lambda a: "How much is express shipping?"),
+                                  turn_probability=0.05)
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(1200), silence(300)), SleepFrame(0.3)])
+    assert [t.text for t in of_type(down, CallerTurnFrame)] == ["How much is express shipping?"]
+    assert "turn_complete_by_text" in recorder.events("CA1")

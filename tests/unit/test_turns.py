@@ -1,6 +1,13 @@
 import pytest
 
-from voice.turns import SilenceTimeout, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+from voice.turns import (
+    SilenceTimeout,
+    SpeechHesitated,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,20 +35,28 @@ def test_a_single_click_does_not_start_speech():
     assert events == []
 
 
-def test_silence_after_speech_pauses_then_times_out():
-    detector = TurnDetector(pause_ms=256, timeout_ms=896)
+def test_silence_after_speech_hesitates_pauses_then_times_out():
+    detector = TurnDetector(hesitation_ms=128, pause_ms=256, timeout_ms=896)
     events, _ = feed(detector, [(0.9, 10), (0.0, 40)])
     kinds = [type(e) for _, e in events]
-    assert kinds == [SpeechStarted, SpeechPaused, SilenceTimeout]
-    paused_at = events[1][0]
-    assert paused_at - events[1][1].end_ms == 256
-    assert events[2][0] - events[2][1].end_ms == 896
+    assert kinds == [SpeechStarted, SpeechHesitated, SpeechPaused, SilenceTimeout]
+    assert events[1][0] - events[1][1].end_ms == 128
+    assert events[2][0] - events[2][1].end_ms == 256
+    assert events[3][0] - events[3][1].end_ms == 896
+
+
+def test_speech_after_a_hesitation_resumes_before_any_pause():
+    detector = TurnDetector(hesitation_ms=96, pause_ms=256)
+    events, _ = feed(detector, [(0.9, 10), (0.0, 4), (0.9, 5), (0.0, 4)])
+    kinds = [type(e) for _, e in events]
+    assert kinds == [SpeechStarted, SpeechHesitated, SpeechResumed, SpeechHesitated]
 
 
 def test_speech_after_a_pause_resumes_the_same_turn():
-    detector = TurnDetector(pause_ms=256, timeout_ms=2000)
+    detector = TurnDetector(hesitation_ms=128, pause_ms=256, timeout_ms=2000)
     events, _ = feed(detector, [(0.9, 10), (0.0, 10), (0.9, 5)])
-    assert [type(e) for _, e in events] == [SpeechStarted, SpeechPaused, SpeechResumed]
+    assert [type(e) for _, e in events] == [SpeechStarted, SpeechHesitated, SpeechPaused,
+                                           SpeechResumed]
     assert detector.segment_start_ms == 0
 
 
