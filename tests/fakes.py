@@ -56,7 +56,7 @@ class FakeAsr:
     by_audio: Callable[[np.ndarray], str] | None = None
     calls: list[float] = field(default_factory=list)
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None) -> Transcript:
         self.calls.append(len(audio) / RATE)
         if self.by_audio is not None:
             return Transcript(self.by_audio(audio), len(audio) / RATE, 0.0)

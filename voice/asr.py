@@ -101,8 +101,9 @@ class WhisperTranscriber:
         self._lock = threading.Lock()
         log.info("ASR model %s loaded in %.2f s", model_ref, time.perf_counter() - started)
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe float32 mono audio at 16 kHz (values in [-1, 1])."""
+    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None) -> Transcript:
+        """Transcribe float32 mono audio at 16 kHz (values in [-1, 1]). ``window_s`` overrides
+        the shortest window, e.g. a quick look at half a second of speech."""
         audio = np.asarray(audio, dtype=np.float32)
         audio_s = len(audio) / SAMPLE_RATE
         started = time.perf_counter()
@@ -110,15 +111,16 @@ class WhisperTranscriber:
             return Transcript("", audio_s, 0.0)
         with self._lock:
             if audio_s + 1.0 <= self._max_window_s:
-                text, no_speech = self._transcribe_short(audio, audio_s)
+                text, no_speech = self._transcribe_short(audio, audio_s, window_s)
             else:
                 text, no_speech = self._transcribe_long(audio)
         return Transcript(_clean(text), audio_s, time.perf_counter() - started, no_speech)
 
-    def _transcribe_short(self, audio: np.ndarray, audio_s: float) -> tuple[str, float]:
+    def _transcribe_short(self, audio: np.ndarray, audio_s: float,
+                          min_window_s: float | None = None) -> tuple[str, float]:
         import ctranslate2
 
-        window_s = max(self._min_window_s, float(math.ceil(audio_s + 1.0)))
+        window_s = max(min_window_s or self._min_window_s, float(math.ceil(audio_s + 1.0)))
         n_samples = int(window_s * SAMPLE_RATE)
         padded = np.zeros(n_samples, dtype=np.float32)
         padded[: len(audio)] = audio[:n_samples]

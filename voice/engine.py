@@ -86,6 +86,7 @@ class ConversationEngine:
             timeout_ms=settings.incomplete_turn_silence_ms,
             barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
             backchannel_max_ms=settings.backchannel_max_ms,
+            barge_in_check_ms=settings.barge_in_check_ms,
             max_turn_ms=int(settings.max_turn_seconds * 1000),
             backchannels=tuple(settings.backchannels),
         )

@@ -4,8 +4,9 @@
 ``CallerTurnFrame`` per finished turn. Decisions, in order of the audio:
 
 * Speech starts (``TurnDetector``). If the assistant is talking, this may be a barge-in.
-* Overlapping speech that lasts ``backchannel_max_ms`` interrupts at once; a shorter burst is
-  transcribed when it ends: "uh-huh", "okay", "right" are backchannels (recorded, ignored),
+* Overlapping speech is transcribed once it has lasted ``barge_in_check_ms``: words that are
+  not a backchannel interrupt then; speech that lasts ``backchannel_max_ms`` interrupts
+  whatever it says; a shorter burst is transcribed when it ends: "uh-huh", "okay", "right" are backchannels (recorded, ignored),
   anything else interrupts and becomes the caller's turn.
 * After ``hesitation_ms`` of silence, ASR and the turn model (smart-turn) start, speculatively
   and in parallel; after ``pause_ms`` a "complete" verdict ends the turn with the transcript
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -56,6 +58,7 @@ class ListeningParams:
     timeout_ms: int = 800
     barge_in_min_speech_ms: int = 200
     backchannel_max_ms: int = 700
+    barge_in_check_ms: int = 400
     complete_threshold: float = 0.5
     max_turn_ms: int = 20_000
     backchannels: tuple[str, ...] = ("uh-huh", "okay", "right")
@@ -69,6 +72,13 @@ _OPEN_ENDINGS = frozenset("""
     and or but so because then the a an my your is are was to of for with from at in on
     um uh er erm hmm well wait actually like number order zero oh one two three four five six
     seven eight nine ten hold
+""".split())
+
+
+# Words that open an interruption.
+_INTERRUPT_CUES = frozenset("""
+    wait stop no nope sorry hold hang actually excuse pardon but hey hello what agent person
+    representative human operator cancel
 """.split())
 
 
@@ -131,6 +141,7 @@ class CallerTurnProcessor(FrameProcessor):
         self._decision: asyncio.Task[None] | None = None
         self._asr_job: asyncio.Future[Transcript] | None = None
         self._turn_job: asyncio.Future[float] | None = None
+        self._early_check: asyncio.Task[None] | None = None
         self._timed_out = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -172,6 +183,25 @@ class CallerTurnProcessor(FrameProcessor):
                 spoken = self._vad_ms - (self._detector.segment_start_ms or self._vad_ms)
                 if spoken >= max(self._params.backchannel_max_ms, self._params.barge_in_min_speech_ms):
                     await self._barge_in("long speech")
+                elif spoken >= self._params.barge_in_check_ms and self._early_check is None:
+                    self._early_check = self.create_task(self._check_words(), name="barge-check")
+
+    async def _check_words(self) -> None:
+        """Speech over the answer has lasted ``barge_in_check_ms``: if its words so far are not
+        a backchannel ("wait", "no", "actually ..."), interrupt now rather than at
+        ``backchannel_max_ms``."""
+        if self._segment is None:
+            return
+        # A 4 s window is plenty for half a second of speech and ~3x faster than the default.
+        look = functools.partial(self._asr.transcribe, _to_float(self._segment), window_s=4.0)
+        transcript = await asyncio.get_running_loop().run_in_executor(self._executor, look)
+        words = _WORD.findall(transcript.text.lower())
+        # Half a second of "uh-huh" can come out as junk words, so only a clear cue ("wait",
+        # "no", "stop", ...) or a run of words interrupts this early.
+        cue = any(w in _INTERRUPT_CUES for w in words) or len(words) >= 3
+        if (cue and not is_backchannel(transcript.text, self._params.backchannels)
+                and self._overlap and not self._barged_in):
+            await self._barge_in(f"words after {self._params.barge_in_check_ms} ms")
 
     async def _on_turn_event(self, event: object) -> None:
         if isinstance(event, SpeechStarted):
@@ -181,6 +211,7 @@ class CallerTurnProcessor(FrameProcessor):
             self._pre_roll_bytes = 0
             self._overlap = self._session.assistant_busy
             self._barged_in = False
+            self._early_check = None
         elif isinstance(event, SpeechHesitated):
             self._start_speculation()
         elif isinstance(event, SpeechResumed):
@@ -291,6 +322,7 @@ class CallerTurnProcessor(FrameProcessor):
 
     def _reset_segment(self) -> None:
         self._segment = None
+        self._early_check = None
         self._asr_job = self._turn_job = None
         self._overlap = False
         self._barged_in = False

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     barge_in_min_speech_ms: int = Field(
         default=200, ge=40, description="Speech over the assistant that can interrupt it"
     )
+    barge_in_check_ms: int = Field(
+        default=400, ge=100,
+        description="Speech over the assistant after which its words are checked: anything but "
+        "a backchannel interrupts at once",
+    )
     backchannel_max_ms: int = Field(
         default=700,
         ge=100,
