@@ -251,7 +251,9 @@ class CallerTurnProcessor(FrameProcessor):
         asr_job = self._asr_job
         assert asr_job is not None
         transcript = await asr_job
-        if self._overlap and not self._barged_in:
+        # A backchannel is only one while the assistant is still talking: "okay" after it has
+        # asked "shall I connect you?" and stopped is an answer.
+        if self._overlap and not self._barged_in and self._session.assistant_busy:
             if not transcript.text or is_backchannel(transcript.text, self._params.backchannels):
                 self._session.event("backchannel", text=transcript.text)
                 log.info("call %s: backchannel ignored", self._session.call_id)

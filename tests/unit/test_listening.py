@@ -161,3 +161,15 @@ async def test_a_plainly_finished_question_is_not_held_back_by_a_doubtful_turn_m
         *audio(speech(1200), silence(300)), SleepFrame(0.3)])
     assert [t.text for t in of_type(down, CallerTurnFrame)] == ["How much is express shipping?"]
     assert "turn_complete_by_text" in recorder.events("CA1")
+
+
+async def test_okay_after_the_assistant_has_finished_is_an_answer_not_a_backchannel():
+    processor, session, _ = make(FakeAsr(by_audio=lambda a: "Okay."), assistant_talking=True)
+    turn = session.current
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(300)), SleepFrame(0.05)])
+    session.mark_played(turn.sentences[0].mark)
+    session.synthesis_finished(turn)  # the answer ends while the caller is speaking
+    down2, _ = await run_test(processor, frames_to_send=[*audio(speech(100), silence(400)),
+                                                         SleepFrame(0.3)])
+    assert [t.text for t in of_type(down + down2, CallerTurnFrame)] == ["Okay."]
