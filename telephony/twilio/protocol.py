@@ -1,11 +1,20 @@
 """Twilio Media Streams messages, sans I/O: JSON text ⇄ frozen dataclasses.
 
-Inbound (Twilio → us): ``connected``, ``start``, ``media``, ``dtmf``, ``mark``, ``stop``.
-Outbound (us → Twilio): ``media``, ``mark``, ``clear``. The client-side builders and
-``parse_outbound`` serve the caller simulator and the tests, which play Twilio's part.
+Server side (our bridge): ``parse_inbound`` reads what Twilio sends (``connected``, ``start``,
+``media``, ``dtmf``, ``mark``, ``stop``); ``media_message``, ``mark_message`` and
+``clear_message`` build what we send back. Client side (the caller simulator and the tests,
+which play Twilio's part): ``connected_message`` … ``stop_message`` build Twilio's messages and
+``parse_outbound`` reads ours.
 
-Every malformed message raises ``TwilioProtocolError`` (a ``ValueError``) with a message that
-says what was wrong; nothing else escapes ``parse_inbound``.
+Twilio's quirks kept here: numbers inside ``media`` (``chunk``, ``timestamp``) and every
+``sequenceNumber`` travel as strings of digits; ``streamSid`` sits at the top level (and, in
+``start``, inside ``start`` as well); DTMF comes with track ``inbound_track`` while media comes
+with ``inbound``. Fields we do not use (``sequenceNumber``, future additions) are ignored.
+
+Errors::
+
+    ValueError
+     └── TwilioProtocolError   anything malformed; the message says what and where
 """
 
 from __future__ import annotations
@@ -17,19 +26,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-ACCEPTED_ENCODING = "audio/x-mulaw"
-ACCEPTED_RATE = 8000
+MULAW = "audio/x-mulaw"
+MULAW_RATE = 8000
+DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 
 
 class TwilioProtocolError(ValueError):
-    """A message that is not valid Twilio Media Streams."""
+    """A message that is not valid Twilio Media Streams JSON."""
 
 
+# ------------------------------------------------------------------------------ events
 @dataclass(frozen=True, slots=True)
 class MediaFormat:
-    encoding: str = ACCEPTED_ENCODING
-    sample_rate: int = ACCEPTED_RATE
-    channels: int = 1
+    encoding: str
+    sample_rate: int
+    channels: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +56,7 @@ class Start:
     account_sid: str
     tracks: tuple[str, ...]
     custom_parameters: dict[str, str] = field(default_factory=dict)
-    media_format: MediaFormat = MediaFormat()
+    media_format: MediaFormat = MediaFormat(MULAW, MULAW_RATE, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +65,7 @@ class Media:
     track: str
     chunk: int
     timestamp_ms: int
-    payload: bytes
+    payload: bytes  # μ-law, base64-decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,8 @@ class Dtmf:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
+    """Twilio has played everything we sent before the ``mark`` of this name (or cleared it)."""
+
     stream_sid: str
     name: str
 
@@ -82,7 +95,7 @@ InboundEvent = Connected | Start | Media | Dtmf | Mark | Stop
 @dataclass(frozen=True, slots=True)
 class OutboundMedia:
     stream_sid: str
-    payload: bytes
+    payload: bytes  # μ-law, base64-decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,147 +112,158 @@ class OutboundClear:
 OutboundEvent = OutboundMedia | OutboundMark | OutboundClear
 
 
-# ------------------------------------------------------------------------------ parsing
-def _load(text: str | bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TwilioProtocolError(f"invalid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
-    if not isinstance(message, dict):
-        raise TwilioProtocolError(f"expected a JSON object, got {type(message).__name__}")
-    return message
+# ------------------------------------------------------------------------------ reading
+class _Reader:
+    """Typed access to one message's fields, raising errors that name the event and field."""
+
+    def __init__(self, text: str | bytes) -> None:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TwilioProtocolError(f"invalid JSON: {exc.msg} at position {exc.pos}") from exc
+        except UnicodeDecodeError as exc:
+            raise TwilioProtocolError(f"invalid JSON: not UTF-8 text ({exc.reason})") from exc
+        if not isinstance(message, dict):
+            raise TwilioProtocolError(f"expected a JSON object, got a JSON {_kind(message)}")
+        event = message.get("event")
+        if event is None:
+            raise TwilioProtocolError("message has no 'event'")
+        if not isinstance(event, str):
+            raise TwilioProtocolError(f"'event' must be a string, got a JSON {_kind(event)}")
+        self.message = message
+        self.event = event
+
+    def fail(self, problem: str) -> TwilioProtocolError:
+        return TwilioProtocolError(f"'{self.event}' message: {problem}")
+
+    def get_obj(self, path: str) -> dict[str, Any]:
+        value = self._get(path)
+        if not isinstance(value, dict):
+            raise self.fail(f"'{path}' must be an object, got a JSON {_kind(value)}")
+        return value
+
+    def get_str(self, path: str, *, allow_empty: bool = False) -> str:
+        value = self._get(path)
+        if not isinstance(value, str):
+            raise self.fail(f"'{path}' must be a string, got a JSON {_kind(value)}")
+        if not value and not allow_empty:
+            raise self.fail(f"'{path}' is empty")
+        return value
+
+    def get_int(self, path: str) -> int:
+        value = self._get(path)
+        # Twilio sends these as strings of digits; accept JSON integers too.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+        raise self.fail(f"'{path}' must be a whole number, got {value!r:.40}")
+
+    def get_bytes(self, path: str) -> bytes:
+        value = self.get_str(path, allow_empty=True)
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise self.fail(f"'{path}' is not valid base64 ({exc})") from exc
+
+    def _get(self, path: str) -> Any:
+        value: Any = self.message
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise self.fail(f"missing '{path}'")
+            value = value[key]
+        return value
 
 
-def _obj(message: dict[str, Any], key: str, event: str) -> dict[str, Any]:
-    value = message.get(key)
-    if not isinstance(value, dict):
-        raise TwilioProtocolError(f"'{event}' message needs an object '{key}'")
-    return value
+def _kind(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _str(container: dict[str, Any], key: str, event: str, *, default: str | None = None) -> str:
-    value = container.get(key, default)
-    if not isinstance(value, str) or (default is None and not value):
-        raise TwilioProtocolError(f"'{event}' message needs a string '{key}'")
-    return value
-
-
-def _int(container: dict[str, Any], key: str, event: str) -> int:
-    value = container.get(key)
-    if isinstance(value, bool):
-        raise TwilioProtocolError(f"'{event}' message: '{key}' must be a number")
-    try:
-        return int(value)  # Twilio sends chunk and timestamp as strings of digits
-    except (TypeError, ValueError) as exc:
-        raise TwilioProtocolError(f"'{event}' message: '{key}' must be a number") from exc
-
-
-def _b64(value: str, event: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise TwilioProtocolError(f"'{event}' message: payload is not valid base64") from exc
+def _start(r: _Reader) -> Start:
+    r.get_obj("start")
+    stream_sid = r.get_str("start.streamSid")
+    if "streamSid" in r.message and r.get_str("streamSid") != stream_sid:
+        raise r.fail(f"'streamSid' {r.message['streamSid']!r} differs from "
+                     f"'start.streamSid' {stream_sid!r}")
+    tracks = r.message["start"].get("tracks")
+    if not isinstance(tracks, list) or not tracks or not all(isinstance(t, str) for t in tracks):
+        raise r.fail("'start.tracks' must be a non-empty array of strings")
+    media_format = MediaFormat(r.get_str("start.mediaFormat.encoding"),
+                               r.get_int("start.mediaFormat.sampleRate"),
+                               r.get_int("start.mediaFormat.channels"))
+    if media_format != MediaFormat(MULAW, MULAW_RATE, 1):
+        raise r.fail(f"unsupported media format {media_format.encoding} at "
+                     f"{media_format.sample_rate} Hz with {media_format.channels} channel(s); "
+                     f"only {MULAW} at {MULAW_RATE} Hz mono is accepted")
+    parameters = r.message["start"].get("customParameters", {})
+    if not isinstance(parameters, dict):
+        raise r.fail(f"'start.customParameters' must be an object, got a JSON {_kind(parameters)}")
+    for name, value in parameters.items():
+        if not isinstance(value, str):
+            raise r.fail(f"custom parameter {name!r} must be a string, got a JSON {_kind(value)}")
+    return Start(stream_sid=stream_sid, call_sid=r.get_str("start.callSid"),
+                 account_sid=r.get_str("start.accountSid"), tracks=tuple(tracks),
+                 custom_parameters=dict(parameters), media_format=media_format)
 
 
 def parse_inbound(text: str | bytes) -> InboundEvent:
-    """One message from Twilio."""
-    message = _load(text)
-    event = message.get("event")
-    if not isinstance(event, str):
-        raise TwilioProtocolError("message has no 'event'")
-    if event == "connected":
-        return Connected(str(message.get("protocol", "")), str(message.get("version", "")))
-    if event == "start":
-        start = _obj(message, "start", event)
-        fmt = start.get("mediaFormat") or {}
-        if not isinstance(fmt, dict):
-            raise TwilioProtocolError("'start' message: 'mediaFormat' must be an object")
-        media_format = MediaFormat(
-            encoding=str(fmt.get("encoding", ACCEPTED_ENCODING)),
-            sample_rate=_int({"r": fmt.get("sampleRate", ACCEPTED_RATE)}, "r", event),
-            channels=_int({"c": fmt.get("channels", 1)}, "c", event),
-        )
-        if (media_format.encoding, media_format.sample_rate, media_format.channels) != (
-                ACCEPTED_ENCODING, ACCEPTED_RATE, 1):
-            raise TwilioProtocolError(
-                f"unsupported media format {media_format.encoding} {media_format.sample_rate} Hz "
-                f"x{media_format.channels}; only {ACCEPTED_ENCODING} 8000 Hz mono")
-        params = start.get("customParameters") or {}
-        if not isinstance(params, dict):
-            raise TwilioProtocolError("'start' message: 'customParameters' must be an object")
-        tracks = start.get("tracks") or ["inbound"]
-        if not isinstance(tracks, list):
-            raise TwilioProtocolError("'start' message: 'tracks' must be a list")
-        return Start(
-            stream_sid=_str(message, "streamSid", event) if "streamSid" in message
-            else _str(start, "streamSid", event),
-            call_sid=_str(start, "callSid", event),
-            account_sid=_str(start, "accountSid", event, default=""),
-            tracks=tuple(str(t) for t in tracks),
-            custom_parameters={str(k): str(v) for k, v in params.items()},
-            media_format=media_format,
-        )
-    if event == "media":
-        media = _obj(message, "media", event)
-        return Media(
-            stream_sid=_str(message, "streamSid", event, default=""),
-            track=_str(media, "track", event, default="inbound"),
-            chunk=_int({"chunk": media.get("chunk", 0)}, "chunk", event),
-            timestamp_ms=_int({"timestamp": media.get("timestamp", 0)}, "timestamp", event),
-            payload=_b64(_str(media, "payload", event), event),
-        )
-    if event == "dtmf":
-        dtmf = _obj(message, "dtmf", event)
-        digit = _str(dtmf, "digit", event)
-        if len(digit) != 1 or digit not in DTMF_DIGITS:
-            raise TwilioProtocolError(f"'dtmf' message: {digit!r} is not a DTMF digit")
-        return Dtmf(_str(message, "streamSid", event, default=""),
-                    _str(dtmf, "track", event, default="inbound_track"), digit)
-    if event == "mark":
-        mark = _obj(message, "mark", event)
-        return Mark(_str(message, "streamSid", event, default=""), _str(mark, "name", event))
-    if event == "stop":
-        stop = message.get("stop") or {}
-        if not isinstance(stop, dict):
-            raise TwilioProtocolError("'stop' message: 'stop' must be an object")
-        return Stop(_str(message, "streamSid", event, default=""),
-                    _str(stop, "callSid", event, default=""))
-    raise TwilioProtocolError(f"unknown event {event[:40]!r}")
+    """One message from Twilio, as an event. Raises ``TwilioProtocolError``."""
+    r = _Reader(text)
+    if r.event == "connected":
+        return Connected(r.get_str("protocol"), r.get_str("version"))
+    if r.event == "start":
+        return _start(r)
+    if r.event == "media":
+        return Media(r.get_str("streamSid"), r.get_str("media.track"), r.get_int("media.chunk"),
+                     r.get_int("media.timestamp"), r.get_bytes("media.payload"))
+    if r.event == "dtmf":
+        digit = r.get_str("dtmf.digit")
+        if digit not in DTMF_DIGITS:
+            raise r.fail(f"{digit!r:.20} is not a DTMF digit (0-9, *, #, A-D)")
+        return Dtmf(r.get_str("streamSid"), r.get_str("dtmf.track"), digit)
+    if r.event == "mark":
+        return Mark(r.get_str("streamSid"), r.get_str("mark.name"))
+    if r.event == "stop":
+        return Stop(r.get_str("streamSid"), r.get_str("stop.callSid"))
+    raise TwilioProtocolError(f"unknown event {r.event!r:.60}")
 
 
 def parse_outbound(text: str | bytes) -> OutboundEvent:
-    """One message we send to Twilio (used by the caller simulator)."""
-    message = _load(text)
-    event = message.get("event")
-    stream_sid = str(message.get("streamSid", ""))
-    if event == "media":
-        return OutboundMedia(stream_sid, _b64(_str(_obj(message, "media", "media"), "payload",
-                                                    "media"), "media"))
-    if event == "mark":
-        return OutboundMark(stream_sid, _str(_obj(message, "mark", "mark"), "name", "mark"))
-    if event == "clear":
-        return OutboundClear(stream_sid)
-    raise TwilioProtocolError(f"unknown outbound event {str(event)[:40]!r}")
+    """One message a server sends to Twilio (read by the caller simulator)."""
+    r = _Reader(text)
+    if r.event == "media":
+        return OutboundMedia(r.get_str("streamSid"), r.get_bytes("media.payload"))
+    if r.event == "mark":
+        return OutboundMark(r.get_str("streamSid"), r.get_str("mark.name"))
+    if r.event == "clear":
+        return OutboundClear(r.get_str("streamSid"))
+    raise TwilioProtocolError(f"unknown outbound event {r.event!r:.60}")
 
 
 # ------------------------------------------------------------------------------ building
-def _dump(message: dict[str, Any]) -> str:
+def _dump(message: dict[str, Any], sequence_number: int | None = None) -> str:
+    if sequence_number is not None:
+        message = {"event": message["event"], "sequenceNumber": str(sequence_number), **message}
     return json.dumps(message, separators=(",", ":"))
 
 
-def _b64s(data: bytes) -> str:
+def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
 def media_message(stream_sid: str, ulaw: bytes) -> str:
-    return _dump({"event": "media", "streamSid": stream_sid, "media": {"payload": _b64s(ulaw)}})
+    """Audio for Twilio to play (8 kHz μ-law)."""
+    return _dump({"event": "media", "streamSid": stream_sid, "media": {"payload": _b64(ulaw)}})
 
 
 def mark_message(stream_sid: str, name: str) -> str:
+    """Ask Twilio to echo ``name`` once the audio sent before it has played."""
     return _dump({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
 
 
 def clear_message(stream_sid: str) -> str:
+    """Ask Twilio to drop the audio it has buffered (and echo the pending marks)."""
     return _dump({"event": "clear", "streamSid": stream_sid})
 
 
@@ -247,34 +271,40 @@ def connected_message() -> str:
     return _dump({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-def start_message(stream_sid: str, call_sid: str, *, account_sid: str = "AC" + "0" * 32,
-                  custom_parameters: dict[str, str] | None = None, sequence: int = 1) -> str:
+def start_message(stream_sid: str, call_sid: str, *, account_sid: str = DEFAULT_ACCOUNT_SID,
+                  custom_parameters: dict[str, str] | None = None,
+                  sequence_number: int | None = 1) -> str:
     return _dump({
-        "event": "start", "sequenceNumber": str(sequence), "streamSid": stream_sid,
+        "event": "start", "streamSid": stream_sid,
         "start": {
             "streamSid": stream_sid, "accountSid": account_sid, "callSid": call_sid,
-            "tracks": ["inbound"], "customParameters": custom_parameters or {},
-            "mediaFormat": {"encoding": ACCEPTED_ENCODING, "sampleRate": ACCEPTED_RATE,
-                            "channels": 1},
+            "tracks": ["inbound"], "customParameters": dict(custom_parameters or {}),
+            "mediaFormat": {"encoding": MULAW, "sampleRate": MULAW_RATE, "channels": 1},
         },
-    })
+    }, sequence_number)
 
 
-def inbound_media_message(stream_sid: str, chunk: int, timestamp_ms: int, ulaw: bytes) -> str:
+def inbound_media_message(stream_sid: str, chunk: int, timestamp_ms: int, ulaw: bytes, *,
+                          sequence_number: int | None = None) -> str:
     return _dump({"event": "media", "streamSid": stream_sid, "media": {
         "track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms),
-        "payload": _b64s(ulaw)}})
+        "payload": _b64(ulaw)}}, sequence_number)
 
 
-def dtmf_message(stream_sid: str, digit: str) -> str:
+def dtmf_message(stream_sid: str, digit: str, *, sequence_number: int | None = None) -> str:
+    if digit not in DTMF_DIGITS:
+        raise ValueError(f"{digit!r} is not a DTMF digit (0-9, *, #, A-D)")
     return _dump({"event": "dtmf", "streamSid": stream_sid,
-                  "dtmf": {"track": "inbound_track", "digit": digit}})
+                  "dtmf": {"track": "inbound_track", "digit": digit}}, sequence_number)
 
 
-def inbound_mark_message(stream_sid: str, name: str) -> str:
-    return mark_message(stream_sid, name)
+def inbound_mark_message(stream_sid: str, name: str, *,
+                         sequence_number: int | None = None) -> str:
+    return _dump({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}},
+                 sequence_number)
 
 
-def stop_message(stream_sid: str, call_sid: str, *, account_sid: str = "AC" + "0" * 32) -> str:
+def stop_message(stream_sid: str, call_sid: str, *, account_sid: str = DEFAULT_ACCOUNT_SID,
+                 sequence_number: int | None = None) -> str:
     return _dump({"event": "stop", "streamSid": stream_sid,
-                  "stop": {"accountSid": account_sid, "callSid": call_sid}})
+                  "stop": {"accountSid": account_sid, "callSid": call_sid}}, sequence_number)

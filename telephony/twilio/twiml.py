@@ -1,7 +1,12 @@
-"""TwiML for the voice webhook and Twilio's request signatures (with the ``twilio`` package)."""
+"""TwiML for the voice webhook, the stream URL it points at, and Twilio's request signatures.
+
+Built on the ``twilio`` package (``VoiceResponse`` and ``RequestValidator``) rather than by
+hand, so escaping and the signature algorithm are Twilio's own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -10,8 +15,10 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 STREAM_PATH = "/twilio/stream"
 
 
-def connect_stream_twiml(stream_url: str, *, parameters: dict[str, str]) -> str:
-    """``<Response><Connect><Stream url=…><Parameter …/></Stream></Connect></Response>``."""
+def connect_stream_twiml(stream_url: str, *, parameters: Mapping[str, str]) -> str:
+    """``<Response><Connect><Stream url=…><Parameter name=… value=…/>…</Stream></Connect>
+    </Response>``: a bidirectional Media Stream; ``parameters`` arrive in the ``start``
+    message as ``customParameters``."""
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=stream_url)
@@ -21,21 +28,30 @@ def connect_stream_twiml(stream_url: str, *, parameters: dict[str, str]) -> str:
     return str(response)
 
 
-def stream_url_for(public_url: str, *, forwarded_proto: str | None, host: str) -> str:
-    """The WebSocket URL Twilio should open: from the configured public URL when there is one,
-    else from the request (``wss`` when it came over https, as a proxy's X-Forwarded-Proto
-    says)."""
-    if public_url:
-        parts = urlsplit(public_url if "://" in public_url else f"https://{public_url}")
-        scheme = "ws" if parts.scheme in ("http", "ws") else "wss"
+def stream_url_for(base_url_or_host: str, *, forwarded_proto: str | None, host: str) -> str:
+    """The WebSocket URL Twilio should open, ending in ``/twilio/stream``.
+
+    - ``base_url_or_host`` with a scheme (the configured public URL, e.g.
+      ``https://iva.example.com/prefix``): its host and path; ``wss`` for https/wss, else ``ws``.
+    - a bare host (``iva.example.com``): ``wss`` (Twilio reaches public hosts over TLS).
+    - empty: the request's ``host``, with ``wss`` when the request came over https as the
+      proxy's ``X-Forwarded-Proto`` says (its first value), ``ws`` otherwise.
+    """
+    if base_url_or_host:
+        if "://" not in base_url_or_host:
+            return f"wss://{base_url_or_host.strip('/')}{STREAM_PATH}"
+        parts = urlsplit(base_url_or_host)
+        scheme = "wss" if parts.scheme.lower() in ("https", "wss") else "ws"
         return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}{STREAM_PATH}"
-    proto = (forwarded_proto or "http").split(",")[0].strip().lower()
+    proto = (forwarded_proto or "").split(",")[0].strip().lower()
     scheme = "wss" if proto in ("https", "wss") else "ws"
     return f"{scheme}://{host}{STREAM_PATH}"
 
 
-def signature_is_valid(auth_token: str, url: str, params: dict[str, str],
+def signature_is_valid(auth_token: str, url: str, params: Mapping[str, str],
                        signature: str | None) -> bool:
-    if not signature:
+    """Whether ``X-Twilio-Signature`` matches the request Twilio made to ``url`` with the form
+    ``params`` (``url`` must be the public URL Twilio used, query string included)."""
+    if not signature or not auth_token:
         return False
-    return bool(RequestValidator(auth_token).validate(url, params, signature))
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))

@@ -58,7 +58,7 @@ async def test_three_kb_questions_get_spoken_answers_with_the_right_facts(server
 
 async def test_speaking_over_an_answer_stops_it_with_a_clear(server, voices):
     question = voices.say("What is your return policy for limited edition items?")
-    interruption = voices.say("Wait, I have a different question. How much is express shipping?",
+    interruption = voices.say("Sorry, how much is express shipping?",
                               voice="espeak")
     result = await place_call(server.ws_url, [
         CallerTurn(wav=question), CallerTurn(wav=interruption, barge_in_after_s=1.0),
