@@ -1,182 +1,42 @@
-"""``iva call``: a caller simulator that dials a running server over the Twilio protocol.
-
-It plays Twilio and the phone together. Like Twilio it sends ``connected`` and ``start``, then
-streams the caller's audio continuously at real-time pace (one 160-byte μ-law ``media`` every
-20 ms, digital silence when the caller is quiet), and types keypad digits as ``dtmf``. Like the
-phone it plays the assistant's audio from a buffer drained in real time, echoes each ``mark``
-when playback reaches it and, on ``clear``, drops the buffer and echoes the pending marks.
-
-A turn speaks a WAV file (any rate, mono or stereo) or types digits. It starts once the
-assistant has finished speaking (its audible audio has played out and ``quiet_s`` has passed
-with no more; silence a server streams while idle does not count), or with
-``barge_in_after_s``, that long after the first audio of the answer being given, to speak over
-it. Audio that goes on without a pause or a ``clear`` belongs to the answer being given; new
-audio after a pause is the answer to the turn being (or just) spoken. Latency is measured on
-the wire: from the caller's end of speech (the last 20 ms frame above a small energy
-threshold; trailing silence in the file does not count) to the first audible ``media`` of the
-answer. Times are ``time.monotonic()``.
-"""
+"""Placing one call: the Twilio side (connected, start, continuous media, dtmf) and the
+turn-taking of a polite or interrupting caller."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import secrets
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from telephony.audio import pcm16_to_ulaw, read_wav, resample, ulaw_to_pcm16, write_wav
+from telephony.audio import pcm16_to_ulaw, read_wav, resample, ulaw_to_pcm16
 from telephony.twilio import protocol as tw
+from voice.caller.model import (
+    DTMF_GAP_S,
+    FRAME_BYTES,
+    FRAME_S,
+    MAX_ANSWER_S,
+    SILENCE,
+    SPEECH_RMS_FLOOR,
+    SPEECH_RMS_RELATIVE,
+    AssistantSpeech,
+    CallError,
+    CallerTurn,
+    CallResult,
+    TurnResult,
+    _Playback,
+    _Speech,
+)
 
 log = logging.getLogger("iva.caller")
 
-FRAME_S = 0.02
-FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law, what Twilio sends per media message
-SILENCE = b"\xff" * FRAME_BYTES  # μ-law digital silence
-DTMF_GAP_S = 0.25
-SPEECH_RMS_FLOOR = 120.0  # a 20 ms frame below this RMS (about -49 dBFS) is silence...
-SPEECH_RMS_RELATIVE = 1 / 30  # ...and so is one 30 dB below the file's loudest frame
-MAX_ANSWER_S = 120.0  # an answer still playing after this long is not waited for
-
-
-class CallError(Exception):
-    """The call could not be placed: bad URL, connection refused, handshake rejected."""
-
-
-@dataclass
-class CallerTurn:
-    """Speak ``wav`` or type ``dtmf`` digits; ``barge_in_after_s`` speaks over the answer."""
-
-    wav: Path | None = None
-    dtmf: str | None = None
-    barge_in_after_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.wav is None) == (self.dtmf is None):
-            raise ValueError("a turn is either a WAV file or DTMF digits")
-        if self.dtmf is not None and (not self.dtmf or set(self.dtmf) - tw.DTMF_DIGITS):
-            raise ValueError(f"{self.dtmf!r}: DTMF digits are 0-9, *, #, A-D")
-        if self.barge_in_after_s is not None and self.barge_in_after_s < 0:
-            raise ValueError("barge_in_after_s must be >= 0")
-
-    def describe(self) -> str:
-        return f"dtmf:{self.dtmf}" if self.dtmf is not None else str(self.wav)
-
-
-@dataclass
-class AssistantSpeech:
-    """One answer as the caller heard it: ``audio_pcm8k`` is what played (clears applied)."""
-
-    started_at: float  # first audible media arrived
-    ended_at: float  # its last audio played (or was cleared)
-    audio_pcm8k: bytes
-    marks: list[str]
-    cleared: bool
-
-    @property
-    def seconds(self) -> float:
-        return len(self.audio_pcm8k) / 16000
-
-
-@dataclass
-class TurnResult:
-    turn: CallerTurn
-    speech_end_at: float | None
-    answer: AssistantSpeech | None
-    latency_s: float | None
-    clear_received_at: float | None
-    speech_start_at: float | None = None
-
-
-@dataclass
-class CallResult:
-    call_sid: str
-    greeting: AssistantSpeech | None
-    turns: list[TurnResult]  # one per turn performed (fewer if the server hung up first)
-    assistant_audio_pcm8k: bytes = b""  # everything that played, in order, gaps left out
-    closed_by_server: bool = False
-
-
-# ------------------------------------------------------------------------------ the handset
-@dataclass(eq=False)
-class _Speech:
-    started_at: float
-    audible_end: float  # when its audible audio will have played, as far as known yet
-    played: bytearray = field(default_factory=bytearray)
-    heard: int = 0  # bytes of ``played`` up to its last audible chunk (trailing silence cut)
-    marks: list[str] = field(default_factory=list)
-    cleared: bool = False
-    ended_at: float | None = None
-
-
-class _Playback:
-    """The phone's output buffer: audio and marks in arrival order, drained in real time."""
-
-    def __init__(self) -> None:
-        # (speech, audio, audible) or (speech, mark name, None)
-        self._queue: deque[tuple[_Speech | None, bytes | str, bool | None]] = deque()
-        self.pending_bytes = 0
-        self.recording = bytearray()
-
-    def add_audio(self, speech: _Speech | None, ulaw: bytes, audible: bool) -> None:
-        self._queue.append((speech, ulaw, audible))
-        self.pending_bytes += len(ulaw)
-
-    def add_mark(self, speech: _Speech | None, name: str) -> list[str]:
-        """Marks to echo now: this one if nothing is left to play before it."""
-        if self._queue:
-            self._queue.append((speech, name, None))
-            return []
-        return [_echoed(speech, name)]
-
-    def play(self, budget: int, now: float) -> list[str]:
-        """Play up to ``budget`` bytes; returns the marks reached."""
-        echoed: list[str] = []
-        while self._queue:
-            speech, item, audible = self._queue[0]
-            if isinstance(item, str):
-                echoed.append(_echoed(speech, item))
-            elif budget <= 0:
-                break
-            else:
-                played, rest = item[:budget], item[budget:]
-                budget -= len(played)
-                self.pending_bytes -= len(played)
-                self.recording += played
-                if speech is not None:
-                    speech.played += played
-                    if audible:
-                        speech.heard, speech.ended_at = len(speech.played), now + len(played) / 8000
-                if rest:
-                    self._queue[0] = (speech, rest, audible)
-                    break
-            self._queue.popleft()
-        return echoed
-
-    def clear(self, now: float) -> tuple[list[str], set[_Speech]]:
-        """Drop the buffer: (marks to echo at once, speeches that lost audible audio)."""
-        marks = [_echoed(s, item) for s, item, _ in self._queue if isinstance(item, str)]
-        cut = {s for s, _, audible in self._queue if s is not None and audible}
-        self._queue.clear()
-        self.pending_bytes = 0
-        return marks, cut
-
-
-def _echoed(speech: _Speech | None, name: str) -> str:
-    if speech is not None:
-        speech.marks.append(name)
-    return name
 
 
 # ------------------------------------------------------------------------------ the call
@@ -439,94 +299,3 @@ async def place_call(url: str, turns: list[CallerTurn], *, caller: str = "+15550
     return call.result()
 
 
-# ------------------------------------------------------------------------------ CLI
-def add_call_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("turns", nargs="*", metavar="TURN",
-                        help="a WAV file to speak, or dtmf:DIGITS to type (e.g. dtmf:1001#)")
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream",
-                        help="the server's Media Streams URL (default %(default)s)")
-    parser.add_argument("--from", dest="caller", default="+15550100", metavar="NUMBER",
-                        help="caller number, sent as the From parameter (default %(default)s)")
-    parser.add_argument("--barge-in-after", type=float, metavar="SECONDS",
-                        help="speak each WAV turn after the first this long after the answer "
-                        "began, over it, instead of waiting for it to end")
-    parser.add_argument("--record", type=Path, metavar="PATH.wav",
-                        help="write what the assistant said, as played (8 kHz WAV)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
-                        help="how long to wait for an answer to begin (default %(default)s)")
-    parser.add_argument("--final-listen", type=float, default=6.0, metavar="SECONDS",
-                        help="after the last turn, listen this long at most (default %(default)s)")
-    parser.add_argument("--abrupt", action="store_true",
-                        help="hang up by dropping the connection (no stop message)")
-
-
-def _turns_from(raw: list[str], barge_in_after: float | None) -> list[CallerTurn]:
-    turns: list[CallerTurn] = []
-    for item in raw:
-        if item.startswith("dtmf:"):
-            turns.append(CallerTurn(dtmf=item.removeprefix("dtmf:")))
-            continue
-        if not Path(item).is_file():
-            raise ValueError(f"{item}: no such WAV file")
-        read_wav(item)  # fail on a bad file before dialling
-        spoken_before = any(t.wav is not None for t in turns)
-        turns.append(CallerTurn(wav=Path(item),
-                                barge_in_after_s=barge_in_after if spoken_before else None))
-    return turns
-
-
-def _summary(result: CallResult) -> dict[str, object]:
-    def ms(seconds: float | None) -> int | None:
-        return None if seconds is None else round(seconds * 1000)
-
-    def speech(s: AssistantSpeech | None) -> dict[str, object] | None:
-        return None if s is None else {"seconds": round(s.seconds, 2), "marks": s.marks,
-                                       "cleared": s.cleared}
-
-    return {"call_sid": result.call_sid, "greeting": speech(result.greeting),
-            "closed_by_server": result.closed_by_server,
-            "turns": [{"turn": n, "sent": t.turn.describe(), "answer": speech(t.answer),
-                       "latency_ms": ms(t.latency_s), "clear": t.clear_received_at is not None}
-                      for n, t in enumerate(result.turns, 1)]}
-
-
-async def main_call(args: argparse.Namespace) -> int:
-    """``iva call``: 0 when every turn was answered, 1 otherwise, 2 when the call failed."""
-    try:
-        turns = _turns_from(args.turns, args.barge_in_after)
-    except ValueError as exc:  # includes AudioFormatError
-        sys.stderr.write(f"iva call: {exc}\n")
-        return 2
-    try:
-        result = await place_call(args.url, turns, caller=args.caller,
-                                  answer_timeout_s=args.timeout,
-                                  final_listen_s=args.final_listen, abrupt=args.abrupt)
-    except CallError as exc:
-        sys.stderr.write(f"iva call: {exc}\n")
-        return 2
-    if args.record:
-        try:
-            write_wav(args.record, result.assistant_audio_pcm8k, 8000)
-        except OSError as exc:
-            sys.stderr.write(f"iva call: cannot write {args.record}: {exc.strerror or exc}\n")
-            return 2
-    answered = len(result.turns) == len(turns) and all(t.answer for t in result.turns)
-    out = sys.stdout
-    if args.json:
-        out.write(json.dumps(_summary(result), indent=2) + "\n")
-        return 0 if answered else 1
-    greeting = result.greeting
-    out.write(f"call {result.call_sid}: greeting "
-              f"{f'{greeting.seconds:.1f} s' if greeting else 'not heard'}\n")
-    for n, t in enumerate(result.turns, 1):
-        answer = f"answer {t.answer.seconds:.1f} s" if t.answer else "NO ANSWER"
-        latency = f"{t.latency_s * 1000:.0f} ms" if t.latency_s is not None else "-"
-        clear = "yes" if t.clear_received_at is not None else "no"
-        out.write(f"turn {n}: sent {t.turn.describe()} -> {answer}, latency {latency}, "
-                  f"clear {clear}\n")
-    if len(result.turns) < len(turns):
-        out.write(f"the server hung up before turn {len(result.turns) + 1}\n")
-    if args.record:
-        out.write(f"assistant audio written to {args.record}\n")
-    return 0 if answered else 1
