@@ -129,6 +129,37 @@ class Settings(BaseSettings):
     )
     company_name: str = "Brightline"
     greeting: str = "Hi, thanks for calling Brightline. How can I help you today?"
+    intent_confidence: float = Field(
+        default=0.85, ge=0.0, le=1.0,
+        description="Below this intent confidence the assistant asks one clarifying question",
+    )
+    dtmf_timeout_s: float = Field(
+        default=5.0, gt=0.0, le=60.0,
+        description="Keypad digits typed without the # key are taken after this many seconds",
+    )
+    kb_embeddings: bool = Field(
+        default=True, description="Hybrid KB retrieval: add sentence embeddings to BM25",
+    )
+    backend_database_path: Path | None = Field(
+        default=None,
+        description="SQLite file of customers, orders and memberships; default <data_dir>/backend.sqlite3",
+    )
+    backend_url: str | None = Field(
+        default=None, description="Base URL of an HTTP CRM/OMS (docs/backend-api.md) instead of SQLite",
+    )
+    backend_token: str | None = Field(default=None, description="Bearer token for the HTTP CRM/OMS")
+    business_date: str | None = Field(
+        default=None,
+        description="The business day as YYYY-MM-DD; default today (the demo data is set on 2026-05-06)",
+    )
+
+    # --- optional generative answers (any OpenAI-compatible endpoint) ---------------------
+    llm_base_url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:11434/v1; unset: extractive answers only",
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
 
     @field_validator("log_level")
     @classmethod
