@@ -1,10 +1,13 @@
-"""Understanding a caller turn and deciding what to do with it.
+"""Understanding callers: intents, slots, flows, and the assistant that ties them together.
 
-For now: :class:`~nlu.router.Router`, small rules for greetings, goodbyes and requests for a
-human in front of the knowledge base's grounded answers. The intent classifier, slots, flows
-and the escalation predictor come later behind the same ``route(text, *, dtmf="")``.
+- :class:`~nlu.classifier.IntentClassifier`: calibrated intents from ``nlu/data`` examples.
+- :mod:`nlu.slots`: order numbers, postcodes, dates, yes/no from speech and the keypad.
+- :mod:`nlu.flows`: the multi-step tasks (order status, returns, membership cancel and pause,
+  billing disputes) as small state machines over the backend.
+- :class:`~nlu.assistant.Assistant`: one per call; a caller turn in, what to say next out.
 """
 
-from nlu.router import INTENTS, Answerer, Intent, Reply, Router
+from nlu.assistant import Assistant, Reply
+from nlu.classifier import IntentClassifier, IntentPrediction
 
-__all__ = ["INTENTS", "Answerer", "Intent", "Reply", "Router"]
+__all__ = ["Assistant", "IntentClassifier", "IntentPrediction", "Reply"]

@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
@@ -22,8 +23,11 @@ from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.transports.base_transport import BaseTransport
 
 from kb.answers import GroundedAnswerer
+from kb.backend import DEMO_TODAY, Backend, HttpBackend, SqliteBackend
 from kb.index import KnowledgeBase
-from nlu.router import Router
+from nlu.assistant import Answerer, Assistant
+from nlu.classifier import IntentClassifier
+from nlu.flows import FlowContext
 from review.store import CallStore
 from voice.asr import WhisperTranscriber
 from voice.listening import CallerTurnProcessor, ListeningParams
@@ -64,14 +68,17 @@ class SpeechModels:
 class ConversationEngine:
     """Shared by all calls of the process; holds models, knowledge and the call store."""
 
-    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallStore) -> None:
-        from kb import DEMO_KB_DIR
-
+    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallStore,
+                 backend: Backend | None = None,
+                 classifier: IntentClassifier | None = None) -> None:
         self.settings = settings
         self.models = models
         self.store = store
-        self.knowledge = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
-        self.answerer = GroundedAnswerer(self.knowledge)
+        self.classifier = classifier or IntentClassifier.default()
+        self.backend = backend or backend_from_settings(settings)
+        self.business_date = business_date(settings, self.backend)
+        self.knowledge, self.answerer = load_knowledge(settings)
+        self._knowledge_lock = threading.Lock()
         # ASR, turn model and TTS are CPU-bound; they run here, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
@@ -84,6 +91,7 @@ class ConversationEngine:
             hesitation_ms=settings.speculate_after_ms,
             pause_ms=settings.end_of_turn_silence_ms,
             timeout_ms=settings.incomplete_turn_silence_ms,
+            dictation_timeout_ms=settings.dictation_silence_ms,
             barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
             backchannel_max_ms=settings.backchannel_max_ms,
             barge_in_check_ms=settings.barge_in_check_ms,
@@ -92,17 +100,36 @@ class ConversationEngine:
         )
 
     def phrases(self) -> list[str]:
-        """What the assistant is likely to say: the greeting, the router's fixed replies and
-        every sentence of the knowledge base (answers are extractive)."""
+        """What the assistant is likely to say: the greeting, its fixed replies and every
+        sentence of the knowledge base (answers are extractive)."""
         from kb.answers import DONT_KNOW, split_sentences
-        from nlu import router as fixed
+        from nlu import assistant as fixed
 
         texts = [self.settings.greeting, DONT_KNOW, fixed.DIDNT_CATCH, fixed.TO_AGENT,
-                 fixed.ANYTHING_ELSE, fixed.WHAT_ELSE, fixed.HOW_CAN_I_HELP, fixed.KEYPAD_UNUSED,
-                 Router(self.answerer, company=self.settings.company_name).route("goodbye").text]
+                 fixed.ANYTHING_ELSE, fixed.ANYTHING_ELSE_AFTER_TASK, fixed.WHAT_ELSE,
+                 fixed.HOW_CAN_I_HELP, fixed.KEYPAD_UNUSED, fixed.STILL_UNSURE,
+                 fixed.SAY_IT_DIFFERENTLY,
+                 f"Thank you for calling {self.settings.company_name}. Goodbye."]
         for passage in self.knowledge.passages:
             texts.extend(split_sentences(passage.text))
         return texts
+
+    def reload_knowledge(self) -> int:
+        """Re-read the KB documents; calls that start afterwards use them. Returns the number
+        of passages. A KB that fails to load leaves the current one in place and raises."""
+        with self._knowledge_lock:
+            knowledge, answerer = load_knowledge(self.settings)
+            self.knowledge, self.answerer = knowledge, answerer
+        log.info("knowledge base reloaded: %d passages", len(knowledge))
+        return len(knowledge)
+
+    def new_assistant(self, call_id: str, caller: str | None) -> Assistant:
+        """The dialogue state of one call."""
+        context = FlowContext(self.backend, call_id=call_id, caller_phone=caller,
+                              today=self.business_date)
+        return Assistant(classifier=self.classifier, answerer=self.answerer, context=context,
+                         threshold=self.settings.intent_confidence,
+                         company=self.settings.company_name)
 
     def start_warming_speech(self) -> threading.Thread:
         """Fill the TTS cache in the background, yielding to live calls."""
@@ -128,7 +155,8 @@ class ConversationEngine:
             CallerTurnProcessor(session=session, vad=self.models.vad, turn_model=self.models.turn,
                                 asr=self.models.asr, executor=self.executor, params=self.params),
             DialogueProcessor(session=session, greeting=self.settings.greeting,
-                              router=Router(self.answerer, company=self.settings.company_name)),
+                              assistant_factory=self.new_assistant,
+                              dtmf_timeout_s=self.settings.dtmf_timeout_s),
             SpeechSynthesisProcessor(session=session, synthesizer=self.models.tts,
                                      executor=self.executor),
             transport.output(),
@@ -155,6 +183,36 @@ class ConversationEngine:
         self._stopping.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+        close_backend = getattr(self.backend, "close", None)
+        if close_backend is not None:
+            close_backend()
+
+
+def backend_from_settings(settings: Settings) -> Backend:
+    """The HTTP CRM/OMS when ``backend_url`` is set, else the embedded SQLite backend (created
+    and seeded with the demo company's data on first use)."""
+    if settings.backend_url:
+        return HttpBackend(settings.backend_url, token=settings.backend_token)
+    path = settings.backend_database_path or settings.data_dir / "backend.sqlite3"
+    return SqliteBackend(path, today=business_date(settings, None))
+
+
+def business_date(settings: Settings, backend: Backend | None) -> date:
+    """The business day the flows reason about: the setting, else the demo's day for the
+    embedded demo backend (its orders are dated around it), else today."""
+    if settings.business_date:
+        return date.fromisoformat(settings.business_date)
+    if backend is None or isinstance(backend, SqliteBackend):
+        return DEMO_TODAY
+    return date.today()
+
+
+def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Answerer]:
+    """The knowledge base of ``settings.kb_dir`` (default: the demo KB) and its answerer."""
+    from kb import DEMO_KB_DIR
+
+    knowledge = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
+    return knowledge, GroundedAnswerer(knowledge)
 
 
 async def warm_up(models: SpeechModels, executor: ThreadPoolExecutor) -> None:

@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import numpy as np
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from nlu.slots import DigitDictationDetector, extract_order_number, extract_postcode
 from voice.asr import Transcript, WhisperTranscriber
 from voice.frames import CallerTurnFrame
 from voice.session import CallSession
@@ -56,6 +58,7 @@ class ListeningParams:
     hesitation_ms: int = 120
     pause_ms: int = 200
     timeout_ms: int = 800
+    dictation_timeout_ms: int = 1500
     barge_in_min_speech_ms: int = 200
     backchannel_max_ms: int = 700
     barge_in_check_ms: int = 400
@@ -65,6 +68,13 @@ class ListeningParams:
 
 
 _WORD = re.compile(r"[a-z']+")
+
+# The codes the assistant asks for, by the slot name of its question: their length in digits,
+# and how to tell that a turn gave one.
+_CODE_DIGITS: dict[str, int] = {"order_number": 4, "postcode": 5}
+_CODE_GIVEN: dict[str, Callable[[str], object]] = {
+    "order_number": extract_order_number, "postcode": extract_postcode,
+}
 
 
 # A sentence that ends on one of these is still going ("my order number is ...", "and ...").
@@ -267,7 +277,18 @@ class CallerTurnProcessor(FrameProcessor):
 
     async def _turn_complete(self, text: str) -> bool:
         """The turn model's verdict, overruled when the words plainly end a sentence: smart-turn
-        reads prosody, and flat synthetic or tired voices can sound unfinished."""
+        reads prosody, and flat synthetic or tired voices can sound unfinished.
+
+        Digits come first: a caller dictating an order number ("one zero ... zero one") pauses
+        between groups, so an unfinished code waits ``dictation_timeout_ms`` of silence, and a
+        complete one, when the assistant has just asked for it, ends the turn at once."""
+        expected = _CODE_DIGITS.get(self._session.expecting or "")
+        if DigitDictationDetector(expected_digits=expected).is_dictating(text):
+            self._session.event("dictating_digits")
+            self._detector.timeout_ms = self._params.dictation_timeout_ms
+            return False
+        if expected is not None and _CODE_GIVEN[self._session.expecting or ""](text):
+            return True
         if self._turn_model is None:
             return True
         if self._turn_job is None and self._segment is not None:
@@ -329,6 +350,7 @@ class CallerTurnProcessor(FrameProcessor):
         self._overlap = False
         self._barged_in = False
         self._detector.end_turn()
+        self._detector.timeout_ms = self._params.timeout_ms
 
     async def _cancel_decision(self) -> None:
         task, self._decision = self._decision, None

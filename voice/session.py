@@ -89,6 +89,9 @@ class CallSession:
         self.current: AssistantTurn | None = None
         self.ended = False
         self.dtmf_buffer = ""
+        # The slot the assistant's last reply asked for ("order_number", "postcode", ...):
+        # turn-taking waits longer while such a code is being dictated.
+        self.expecting: str | None = None
         self.latencies_ms: list[int] = []
         # Set by the bridge: hang up once a closing answer ("goodbye") has been heard.
         self.on_goodbye_heard: Callable[[], None] | None = None

@@ -95,7 +95,12 @@ class Settings(BaseSettings):
     incomplete_turn_silence_ms: int = Field(
         default=800,
         ge=60,
-        description="Silence that ends a turn the turn model judges unfinished (e.g. digits being dictated)",
+        description="Silence that ends a turn the turn model judges unfinished",
+    )
+    dictation_silence_ms: int = Field(
+        default=1500,
+        ge=60,
+        description="Silence that ends a turn while the caller is dictating digits (an order number)",
     )
     barge_in_min_speech_ms: int = Field(
         default=200, ge=40, description="Speech over the assistant that can interrupt it"

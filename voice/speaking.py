@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 import numpy as np
@@ -21,7 +22,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 
-from nlu.router import Router
+from nlu.assistant import Assistant, Reply
+from nlu.slots import DtmfCollector
 from telephony.frames import CallStartedFrame, SpeechMarkFrame
 from voice.frames import AssistantReplyFrame, CallerTurnFrame
 from voice.session import AssistantTurn, CallSession
@@ -29,22 +31,41 @@ from voice.tts import PiperSynthesizer, duration_ms, split_sentences
 
 log = logging.getLogger("iva.speaking")
 
-DTMF_TERMINATOR = "#"
+SOMETHING_WENT_WRONG = ("Sorry, something went wrong on my side. "
+                        "Could you say that again?")
+
+
+AssistantFactory = Callable[[str, str | None], Assistant]
+"""Makes the assistant of one call from its call id and caller ID."""
 
 
 class DialogueProcessor(FrameProcessor):
-    """Turns caller turns (speech or keypad) into replies; greets when the call starts."""
+    """Turns caller turns (speech or keypad) into replies; greets when the call starts.
 
-    def __init__(self, *, session: CallSession, router: Router, greeting: str,
-                 **kwargs: object) -> None:
+    The call's :class:`~nlu.assistant.Assistant` is made when the bridge says who is calling.
+    Keypad digits are collected until ``#`` or until ``dtmf_timeout_s`` passes without a key.
+    """
+
+    def __init__(self, *, session: CallSession, assistant_factory: AssistantFactory,
+                 greeting: str, dtmf_timeout_s: float = 5.0, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._session = session
-        self._router = router
+        self._make_assistant = assistant_factory
+        self._assistant: Assistant | None = None
         self._greeting = greeting
+        self._keypad = DtmfCollector(timeout_s=dtmf_timeout_s)
+        self._keypad_timer: asyncio.Task[None] | None = None
+
+    @property
+    def assistant(self) -> Assistant:
+        if self._assistant is None:
+            self._assistant = self._make_assistant(self._session.call_id or "unknown", self._session.caller)
+        return self._assistant
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallStartedFrame):
+            self._assistant = self._make_assistant(frame.call_id, frame.caller)
             await self.push_frame(frame, direction)
             await self.push_frame(AssistantReplyFrame(text=self._greeting, intent="greeting"))
         elif isinstance(frame, CallerTurnFrame):
@@ -56,31 +77,70 @@ class DialogueProcessor(FrameProcessor):
         else:
             await self.push_frame(frame, direction)
 
+    async def cleanup(self) -> None:
+        await self._stop_keypad_timer()
+        await super().cleanup()
+
     async def _on_dtmf(self, frame: InputDTMFFrame) -> None:
-        digit = str(frame.button.value)
-        self._session.dtmf(digit)
-        if digit == DTMF_TERMINATOR:
-            digits, self._session.dtmf_buffer = self._session.dtmf_buffer, ""
-            now = self._session.now_ms()
-            await self._answer("", dtmf=digits, start_ms=now, end_ms=now,
-                               speech_end_at=time.monotonic())
-        else:
-            self._session.dtmf_buffer += digit
+        key = str(frame.button.value)
+        self._session.dtmf(key)
+        await self._stop_keypad_timer()
+        entry = self._keypad.press(key, time.monotonic())
+        self._session.dtmf_buffer = self._keypad.digits
+        if entry is not None:
+            await self._keypad_entry(f"{entry}#")
+        elif self._keypad.digits:
+            self._keypad_timer = self.create_task(self._keypad_timeout(), name="dtmf-timeout")
+
+    async def _keypad_timeout(self) -> None:
+        deadline = self._keypad.deadline_s
+        if deadline is None:
+            return
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        entry = self._keypad.poll(time.monotonic())
+        if entry:
+            self._session.event("dtmf_timeout", digits=len(entry))
+            self._session.dtmf_buffer = ""
+            await self._keypad_entry(entry)
+
+    async def _stop_keypad_timer(self) -> None:
+        timer, self._keypad_timer = self._keypad_timer, None
+        if timer is not None and not timer.done() and timer is not asyncio.current_task():
+            await self.cancel_task(timer)
+
+    async def _keypad_entry(self, keys: str) -> None:
+        now = self._session.now_ms()
+        await self._answer("", dtmf=keys, start_ms=now, end_ms=now, speech_end_at=time.monotonic())
 
     async def _answer(self, text: str, *, dtmf: str, start_ms: int, end_ms: int,
                       speech_end_at: float | None, timings: dict[str, int] | None = None) -> None:
         started = time.perf_counter()
-        reply = self._router.route(text, dtmf=dtmf)
+        try:
+            # Off the event loop: the backend, or an LLM endpoint, may take a while.
+            reply = await asyncio.to_thread(self.assistant.respond, text, dtmf=dtmf)
+        except Exception:
+            log.exception("call %s: the assistant failed on a turn", self._session.call_id)
+            self._session.event("assistant_error")
+            reply = Reply("error", 0.0, SOMETHING_WENT_WRONG)
         meta: dict[str, object] = {**(timings or {}),
                                    "route_ms": int((time.perf_counter() - started) * 1000)}
         if dtmf:
-            meta["dtmf"] = dtmf
+            meta["dtmf"] = dtmf.rstrip("#")
+        if reply.slots:
+            meta["slots"] = reply.slots
+        if reply.flow:
+            meta["flow"] = reply.flow
+            meta["facts"] = reply.facts
         self._session.caller_turn(
-            text or f"[keypad] {dtmf}#", start_ms=start_ms, end_ms=end_ms, intent=reply.intent,
+            text or f"[keypad] {dtmf}", start_ms=start_ms, end_ms=end_ms, intent=reply.intent,
             confidence=round(reply.confidence, 3), meta=meta,
         )
+        self._session.expecting = reply.expects
         if reply.passage_ids:
             self._session.event("kb_passages", passages=reply.passage_ids)
+        if reply.escalate:
+            self._session.event("escalation", reason=reply.escalate, intent=reply.intent,
+                                flow=reply.flow, facts=reply.facts)
         await self.push_frame(AssistantReplyFrame(
             text=reply.text, intent=reply.intent, confidence=reply.confidence,
             speech_end_at=speech_end_at, passage_ids=list(reply.passage_ids),
