@@ -314,7 +314,7 @@ class Assistant:
         label = intent if intent in ("affirm", "deny") else self._flow_intent
         if confidence is None:
             answered = out.needs is None or any(turn.slots.get(k) is not None
-                                                for k in ("order_number", "postcode", "yes_no"))
+                                                for k in ("order_number", "postcode", "yes_no", "months"))
             confidence = 1.0 if answered or not turn.prediction else turn.prediction.confidence
         text = out.say
         if out.done:

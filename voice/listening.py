@@ -270,24 +270,23 @@ class CallerTurnProcessor(FrameProcessor):
                 self._reset_segment()
                 return
             await self._barge_in("short interruption")
-        if not self._timed_out and not await self._turn_complete(transcript.text):
+        if self._dictating(transcript.text):
+            # "one zero ... zero one": a pause between digit groups does not end the turn.
+            if self._detector.wait_longer(self._params.dictation_timeout_ms):
+                self._session.event("dictating_digits")
+                self._timed_out = False
+                return
+        elif not self._timed_out and not await self._turn_complete(transcript.text):
             # Unfinished ("my order number is ..."): SilenceTimeout or more speech decides.
             return
         await self._emit(transcript, end_ms)
 
     async def _turn_complete(self, text: str) -> bool:
         """The turn model's verdict, overruled when the words plainly end a sentence: smart-turn
-        reads prosody, and flat synthetic or tired voices can sound unfinished.
-
-        Digits come first: a caller dictating an order number ("one zero ... zero one") pauses
-        between groups, so an unfinished code waits ``dictation_timeout_ms`` of silence, and a
-        complete one, when the assistant has just asked for it, ends the turn at once."""
-        expected = _CODE_DIGITS.get(self._session.expecting or "")
-        if DigitDictationDetector(expected_digits=expected).is_dictating(text):
-            self._session.event("dictating_digits")
-            self._detector.timeout_ms = self._params.dictation_timeout_ms
-            return False
-        if expected is not None and _CODE_GIVEN[self._session.expecting or ""](text):
+        reads prosody, and flat synthetic or tired voices can sound unfinished. A complete
+        code the assistant has just asked for ("it's one zero zero one") ends the turn at once."""
+        expecting = self._session.expecting or ""
+        if expecting in _CODE_GIVEN and _CODE_GIVEN[expecting](text):
             return True
         if self._turn_model is None:
             return True
@@ -303,6 +302,12 @@ class CallerTurnProcessor(FrameProcessor):
             return True
         self._session.event("turn_incomplete", probability=round(probability, 3))
         return False
+
+    def _dictating(self, text: str) -> bool:
+        """Whether ``text`` stops in the middle of a code (more digits to come), judged
+        against the length of the code the assistant asked for, if it asked for one."""
+        expected = _CODE_DIGITS.get(self._session.expecting or "")
+        return DigitDictationDetector(expected_digits=expected).is_dictating(text)
 
     async def _finish_turn(self, end_ms: int, *, forced: bool = False) -> None:
         """Close the turn without waiting for a verdict (silence timeout, over-long turn)."""

@@ -138,6 +138,16 @@ class TurnDetector:
             events.append(SilenceTimeout(self.last_speech_end_ms))
         return events
 
+    def wait_longer(self, timeout_ms: int) -> bool:
+        """Let the current pause run to ``timeout_ms`` of silence before ``SilenceTimeout``
+        (sent again if it was already sent for a shorter timeout). False when the silence is
+        already that long: the turn should end now."""
+        self.timeout_ms = timeout_ms
+        if self._silence_run_ms >= timeout_ms:
+            return False
+        self._timeout_sent = False
+        return True
+
     def end_turn(self) -> None:
         """The owner has closed the caller's turn; the next speech opens a new one."""
         self.state = TurnState.QUIET

@@ -173,3 +173,30 @@ async def test_okay_after_the_assistant_has_finished_is_an_answer_not_a_backchan
     down2, _ = await run_test(processor, frames_to_send=[*audio(speech(100), silence(400)),
                                                          SleepFrame(0.3)])
     assert [t.text for t in of_type(down + down2, CallerTurnFrame)] == ["Okay."]
+
+
+def _digits_so_far(audio) -> str:
+    """What the fake recogniser hears: the first group alone, or the whole number."""
+    return "one zero" if len(audio) / 16000 < 1.6 else "one zero, zero one."
+
+
+async def test_a_pause_between_digit_groups_waits_for_the_dictation_timeout():
+    processor, session, recorder = make(FakeAsr(by_audio=_digits_so_far), turn_probability=0.9)
+    session.expecting = "order_number"
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(800), silence(1100)), SleepFrame(0.3),  # longer than timeout_ms (896)
+        *audio(speech(700), silence(400)), SleepFrame(0.5)])
+    turns = of_type(down, CallerTurnFrame)
+    assert [t.text for t in turns] == ["one zero, zero one."]
+    assert "dictating_digits" in recorder.events("CA1")
+
+
+async def test_a_complete_code_that_was_asked_for_ends_the_turn_without_the_turn_model():
+    processor, session, recorder = make(FakeAsr(["it's one zero zero one"]), turn_probability=0.1)
+    session.expecting = "order_number"
+    down, _ = await run_test(processor, frames_to_send=[
+        *audio(speech(1200), silence(400)), SleepFrame(0.2)])
+    turns = of_type(down, CallerTurnFrame)
+    assert [t.text for t in turns] == ["it's one zero zero one"]
+    assert "turn_incomplete" not in recorder.events("CA1")
+    assert turns[0].end_ms <= 1300 + 100  # well before the 896 ms silence timeout would end it

@@ -81,3 +81,13 @@ def test_current_speech_counts_only_the_ongoing_run():
     assert detector.current_speech_ms == 320
     feed(detector, [(0.0, 1)])
     assert detector.current_speech_ms == 0
+
+
+def test_wait_longer_moves_the_silence_timeout_even_after_it_was_sent():
+    detector = TurnDetector(hesitation_ms=128, pause_ms=256, timeout_ms=896)
+    events, t = feed(detector, [(0.9, 10), (0.0, 30)])  # 960 ms of silence: timed out
+    assert [type(e) for _, e in events][-1] is SilenceTimeout
+    assert detector.wait_longer(1504)
+    more, t = feed(detector, [(0.0, 20)], t0=t)  # 1600 ms of silence in all
+    assert [type(e) for _, e in more] == [SilenceTimeout]
+    assert not detector.wait_longer(1504)  # the silence is already longer: end the turn now

@@ -1,0 +1,108 @@
+"""DialogueProcessor: keypad entries (``#`` and the timeout), the assistant per call, and what
+the call record gets from each reply."""
+
+import pytest
+from pipecat.frames.frames import InputDTMFFrame, KeypadEntry
+from pipecat.tests.utils import SleepFrame, run_test
+
+from nlu.assistant import Reply
+from telephony.frames import CallStartedFrame
+from tests.fakes import MemoryRecorder
+from voice.frames import AssistantReplyFrame, CallerTurnFrame
+from voice.session import CallSession
+from voice.speaking import DialogueProcessor
+
+pytestmark = pytest.mark.unit
+
+
+class EchoAssistant:
+    """Replies with what it got; escalates when asked for an agent."""
+
+    def __init__(self, call_id: str, caller: str | None) -> None:
+        self.call_id, self.caller = call_id, caller
+        self.turns: list[tuple[str, str]] = []
+
+    def respond(self, text: str, *, dtmf: str = "") -> Reply:
+        self.turns.append((text, dtmf))
+        if text == "agent":
+            return Reply("agent", 0.99, "Connecting you.", escalate="caller asked for an agent",
+                         flow="order_status", facts={"order_id": "ORD-1001"})
+        if text == "boom":
+            raise RuntimeError("broken")
+        return Reply("order_status", 0.9, f"got {text or dtmf}", slots={"order_number": "ORD-1"},
+                     expects="order_number")
+
+
+def make(timeout_s: float = 5.0):
+    recorder = MemoryRecorder()
+    session = CallSession(recorder, channel="twilio")
+    session.begin("CA1", caller="+15550100")
+    made: list[EchoAssistant] = []
+
+    def factory(call_id: str, caller: str | None) -> EchoAssistant:
+        made.append(EchoAssistant(call_id, caller))
+        return made[-1]
+
+    processor = DialogueProcessor(session=session, assistant_factory=factory, greeting="Hi.",
+                                  dtmf_timeout_s=timeout_s)
+    return processor, session, recorder, made
+
+
+def keys(text: str) -> list:
+    return [InputDTMFFrame(button=KeypadEntry(k)) for k in text]
+
+
+def replies(frames) -> list[str]:
+    return [f.text for f in frames if isinstance(f, AssistantReplyFrame)]
+
+
+async def test_the_call_start_makes_the_assistant_with_the_caller_id_and_greets():
+    processor, _, _, made = make()
+    down, _ = await run_test(processor, frames_to_send=[
+        CallStartedFrame(call_id="CA1", caller="+15550100")])
+    assert replies(down) == ["Hi."]
+    assert [(a.call_id, a.caller) for a in made] == [("CA1", "+15550100")]
+
+
+async def test_keys_up_to_the_pound_key_are_one_entry():
+    processor, _, recorder, made = make()
+    down, _ = await run_test(processor, frames_to_send=[*keys("10"), *keys("01#")])
+    assert replies(down) == ["got 1001#"]
+    assert made[0].turns == [("", "1001#")]
+    (turn,) = recorder.turns_of("caller")
+    assert turn["text"] == "[keypad] 1001#" and turn["meta"]["dtmf"] == "1001"
+
+
+async def test_keys_without_the_pound_key_are_taken_after_the_timeout():
+    processor, _, recorder, made = make(timeout_s=0.3)
+    down, _ = await run_test(processor, frames_to_send=[*keys("1002"), SleepFrame(0.6)])
+    assert replies(down) == ["got 1002"]
+    assert "dtmf_timeout" in recorder.events("CA1")
+
+
+async def test_a_reply_that_escalates_is_an_event_with_its_reason_and_facts():
+    processor, session, recorder, _ = make()
+    await run_test(processor, frames_to_send=[
+        CallerTurnFrame(text="agent", start_ms=0, end_ms=500, speech_end_at=0.0)])
+    (event,) = [e for e in recorder.calls["CA1"]["events"] if e["type"] == "escalation"]
+    assert event["reason"] == "caller asked for an agent"
+    assert event["facts"] == {"order_id": "ORD-1001"}
+
+
+async def test_slots_and_what_the_reply_expects_reach_the_record_and_turn_taking():
+    processor, session, recorder, _ = make()
+    await run_test(processor, frames_to_send=[
+        CallerTurnFrame(text="where is my order", start_ms=0, end_ms=500, speech_end_at=0.0)])
+    (turn,) = recorder.turns_of("caller")
+    assert turn["meta"]["slots"] == {"order_number": "ORD-1"}
+    assert session.expecting == "order_number"
+
+
+async def test_an_assistant_that_fails_gets_an_apology_not_a_dead_call():
+    processor, _, recorder, _ = make()
+    down, _ = await run_test(processor, frames_to_send=[
+        CallerTurnFrame(text="boom", start_ms=0, end_ms=500, speech_end_at=0.0),
+        CallerTurnFrame(text="hello", start_ms=600, end_ms=900, speech_end_at=0.0)])
+    assert replies(down)[0].startswith("Sorry, something went wrong")
+    assert replies(down)[1] == "got hello"
+    assert "assistant_error" in recorder.events("CA1")
