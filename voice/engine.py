@@ -24,6 +24,7 @@ from pipecat.transports.base_transport import BaseTransport
 
 from kb.answers import GroundedAnswerer
 from kb.backend import DEMO_TODAY, Backend, HttpBackend, SqliteBackend
+from kb.generative import answerer_from_settings
 from kb.index import KnowledgeBase
 from nlu.assistant import Answerer, Assistant
 from nlu.classifier import IntentClassifier
@@ -212,7 +213,7 @@ def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Answerer]:
     from kb import DEMO_KB_DIR
 
     knowledge = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
-    return knowledge, GroundedAnswerer(knowledge)
+    return knowledge, answerer_from_settings(settings, GroundedAnswerer(knowledge))
 
 
 async def warm_up(models: SpeechModels, executor: ThreadPoolExecutor) -> None:
