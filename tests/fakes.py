@@ -56,8 +56,12 @@ class FakeAsr:
     by_audio: Callable[[np.ndarray], str] | None = None
     calls: list[float] = field(default_factory=list)
 
-    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None) -> Transcript:
+    hints: list[str] = field(default_factory=list)
+
+    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None,
+                   hint: str = "") -> Transcript:
         self.calls.append(len(audio) / RATE)
+        self.hints.append(hint)
         if self.by_audio is not None:
             return Transcript(self.by_audio(audio), len(audio) / RATE, 0.0)
         text = self.texts.pop(0) if self.texts else ""

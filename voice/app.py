@@ -7,13 +7,16 @@ tests do to share one set of models.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 
+from kb.backend import BackendError
+from kb.index import KnowledgeBaseError
 from review.api import calls_router
 from review.store import CallStore
 from telephony.twilio.routes import twilio_router
@@ -59,6 +62,28 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "active_calls": conversation.active_calls,
                 "speech_cache_warm": conversation.speech_cache_warm}
+
+    @app.get("/api/calls/{call_id}/audit")
+    async def call_audit(call_id: str) -> dict[str, object]:
+        """What the call did to accounts: the backend's audit entries tied to the call id."""
+        try:
+            entries = await asyncio.to_thread(conversation.backend.audit_log, call_id)
+        except BackendError as exc:
+            raise HTTPException(status_code=503, detail=f"backend unavailable: {exc}") from exc
+        return {"call_id": call_id, "entries": [entry.to_json() for entry in entries]}
+
+    @app.post("/api/kb/reload")
+    async def reload_knowledge() -> dict[str, object]:
+        """Re-read the KB documents (``iva kb reload``); calls that start afterwards use them.
+        A KB that does not load is refused and the current one stays in service."""
+        try:
+            passages = await asyncio.to_thread(conversation.reload_knowledge)
+        except (KnowledgeBaseError, OSError, ValueError) as exc:
+            log.warning("knowledge base reload refused: %s", exc)
+            raise HTTPException(status_code=422, detail=f"knowledge base not reloaded: {exc}") from exc
+        if settings.tts_warm_cache:
+            conversation.start_warming_speech()
+        return {"status": "reloaded", "passages": passages}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:

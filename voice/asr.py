@@ -89,11 +89,9 @@ class WhisperTranscriber:
             self._model.hf_tokenizer, multilingual, task="transcribe",
             language=language if multilingual else "en",
         )
-        self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-        if vocabulary:
-            # Whisper's "previous text" slot primes it with the words callers will use.
-            hint = self._tokenizer.encode(" " + vocabulary.strip())[-100:]
-            self._prompt = [self._tokenizer.sot_prev, *hint, *self._prompt]
+        self._vocabulary = vocabulary.strip()
+        self._prompts: dict[str, list[int]] = {}
+        self._prompt = self._prompt_for("")
         self._beam_size = beam_size
         self._language = language
         self._min_window_s = min_window_s
@@ -101,9 +99,25 @@ class WhisperTranscriber:
         self._lock = threading.Lock()
         log.info("ASR model %s loaded in %.2f s", model_ref, time.perf_counter() - started)
 
-    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None) -> Transcript:
+    def _prompt_for(self, hint: str) -> list[int]:
+        """The decoder prompt: Whisper's "previous text" slot primes it with the words callers
+        will use (the vocabulary) and with what the assistant has just asked for (``hint``,
+        e.g. "My order number is 1001." so spoken digits come out as digits)."""
+        prompt = self._prompts.get(hint)
+        if prompt is None:
+            prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+            previous = " ".join(p for p in (self._vocabulary, hint.strip()) if p)
+            if previous:
+                tokens = self._tokenizer.encode(" " + previous)[-120:]
+                prompt = [self._tokenizer.sot_prev, *tokens, *prompt]
+            self._prompts[hint] = prompt
+        return prompt
+
+    def transcribe(self, audio: np.ndarray, *, window_s: float | None = None,
+                   hint: str = "") -> Transcript:
         """Transcribe float32 mono audio at 16 kHz (values in [-1, 1]). ``window_s`` overrides
-        the shortest window, e.g. a quick look at half a second of speech."""
+        the shortest window, e.g. a quick look at half a second of speech; ``hint`` is text the
+        caller is likely to say now (see :meth:`_prompt_for`)."""
         audio = np.asarray(audio, dtype=np.float32)
         audio_s = len(audio) / SAMPLE_RATE
         started = time.perf_counter()
@@ -111,13 +125,14 @@ class WhisperTranscriber:
             return Transcript("", audio_s, 0.0)
         with self._lock:
             if audio_s + 1.0 <= self._max_window_s:
-                text, no_speech = self._transcribe_short(audio, audio_s, window_s)
+                text, no_speech = self._transcribe_short(audio, audio_s, window_s,
+                                                         self._prompt_for(hint))
             else:
                 text, no_speech = self._transcribe_long(audio)
         return Transcript(_clean(text), audio_s, time.perf_counter() - started, no_speech)
 
     def _transcribe_short(self, audio: np.ndarray, audio_s: float,
-                          min_window_s: float | None = None) -> tuple[str, float]:
+                          min_window_s: float | None, prompt: list[int]) -> tuple[str, float]:
         import ctranslate2
 
         window_s = max(min_window_s or self._min_window_s, float(math.ceil(audio_s + 1.0)))
@@ -132,9 +147,9 @@ class WhisperTranscriber:
         )
         result = self._model.model.generate(
             encoded,
-            [self._prompt],
+            [prompt],
             beam_size=self._beam_size,
-            max_length=len(self._prompt) + int(audio_s * _TOKENS_PER_SECOND) + 8,
+            max_length=len(prompt) + int(audio_s * _TOKENS_PER_SECOND) + 8,
             no_repeat_ngram_size=3,
             repetition_penalty=1.1,
             return_no_speech_prob=True,

@@ -79,6 +79,39 @@ def _call(args: argparse.Namespace) -> int:
     return asyncio.run(main_call(args))
 
 
+def _kb_reload(args: argparse.Namespace) -> int:
+    """Ask a running server to re-read its knowledge base."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    url = args.url.rstrip("/") + "/api/kb/reload"
+    request = urllib.request.Request(url, method="POST", data=b"")
+    token = os.environ.get("IVA_API_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        sys.stderr.write(f"iva kb reload: the server refused ({exc.code}): {detail}\n")
+        return 1
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        sys.stderr.write(f"iva kb reload: cannot reach {url}: {exc}\n")
+        return 1
+    sys.stdout.write(f"knowledge base reloaded: {body.get('passages')} passages\n")
+    return 0
+
+
+def _eval_nlu(args: argparse.Namespace) -> int:
+    from nlu.report import main_eval_nlu
+
+    _configure_logging(args.log_level or "WARNING")
+    return main_eval_nlu(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iva",
@@ -108,6 +141,42 @@ def build_parser() -> argparse.ArgumentParser:
     add_call_arguments(call)
     call.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     call.set_defaults(func=_call)
+
+    kb = sub.add_parser("kb", help="knowledge-base commands (reload)",
+                        description="Manage the knowledge base of a running server.")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
+    reload = kb_sub.add_parser(
+        "reload", help="make a running server re-read its KB documents",
+        description="POST /api/kb/reload on the server: the Markdown files of IVA_KB_DIR are "
+        "read again and calls that start afterwards use them. A KB that fails to load is "
+        "refused and the old one stays in service. Sends IVA_API_TOKEN as a bearer token.",
+    )
+    reload.add_argument("--url", default="http://127.0.0.1:8080",
+                        help="the server's base URL (default http://127.0.0.1:8080)")
+    reload.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    reload.set_defaults(func=_kb_reload)
+
+    evaluate = sub.add_parser("eval", help="measure accuracy (nlu)",
+                              description="Measure the assistant's accuracy on held-out data.")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    nlu = eval_sub.add_parser(
+        "nlu", help="intent, slot and answer accuracy, as text and as speech through the ASR",
+        description="Evaluate on the held-out sets (nlu/data/intents_eval.jsonl, "
+        "nlu/data/slots_eval.jsonl, kb/data/answers_eval.jsonl): intent accuracy, slot "
+        "accuracy, answer correctness and invented answers on out-of-scope questions; with "
+        "--speech, the same utterances spoken by another voice (espeak-ng or flite) and "
+        "transcribed by the service's recogniser.",
+    )
+    nlu.add_argument("--speech", action="store_true",
+                     help="also run every utterance through TTS (another voice) and the ASR")
+    nlu.add_argument("--voice", choices=["espeak", "flite"], default="espeak",
+                     help="the caller voice for --speech (default espeak)")
+    nlu.add_argument("--limit", type=int, default=None,
+                     help="only the first N utterances of each set (quick checks)")
+    nlu.add_argument("--json", dest="json_path", default=None,
+                     help="also write the figures as JSON to this file")
+    nlu.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    nlu.set_defaults(func=_eval_nlu)
     return parser
 
 

@@ -123,4 +123,6 @@ def transcriber():
     """The real ASR, to check what the assistant said (its audio, transcribed back)."""
     from voice.asr import WhisperTranscriber
 
-    return WhisperTranscriber(min_window_s=30.0, max_window_s=30.0)
+    # max_window_s=1: always faster-whisper's full transcription, with no cap on the length of
+    # what it writes (the service's fast path caps tokens per second of audio).
+    return WhisperTranscriber(min_window_s=30.0, max_window_s=1.0)

@@ -192,11 +192,13 @@ async def test_a_pause_between_digit_groups_waits_for_the_dictation_timeout():
 
 
 async def test_a_complete_code_that_was_asked_for_ends_the_turn_without_the_turn_model():
-    processor, session, recorder = make(FakeAsr(["it's one zero zero one"]), turn_probability=0.1)
+    asr = FakeAsr(["it's one zero zero one"])
+    processor, session, recorder = make(asr, turn_probability=0.1)
     session.expecting = "order_number"
     down, _ = await run_test(processor, frames_to_send=[
         *audio(speech(1200), silence(400)), SleepFrame(0.2)])
     turns = of_type(down, CallerTurnFrame)
     assert [t.text for t in turns] == ["it's one zero zero one"]
     assert "turn_incomplete" not in recorder.events("CA1")
+    assert set(asr.hints) == {"Order number 1 0 0 1."}  # digits primed as digits
     assert turns[0].end_ms <= 1300 + 100  # well before the 896 ms silence timeout would end it

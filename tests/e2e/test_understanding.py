@@ -1,0 +1,113 @@
+"""Understanding callers end to end: the real server, models and demo backend, a Twilio-protocol
+caller speaking with flite/espeak-ng (or typing on the keypad), the answers transcribed back."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_twilio_calls import heard
+from voice.caller import CallerTurn, place_call
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+JAMIE, SAM = "+15550100", "+15550101"
+
+
+def caller_turns(record: dict) -> list[dict]:
+    return [t for t in record["turns"] if t["speaker"] == "caller"]
+
+
+def answers(record: dict) -> list[dict]:
+    return [t for t in record["turns"] if t["speaker"] == "assistant"]
+
+
+async def test_order_status_with_a_spoken_order_number(server, voices, transcriber):
+    result = await place_call(server.ws_url, [
+        CallerTurn(wav=voices.say("Hi, where is my order?")),
+        CallerTurn(wav=voices.say("It's one zero zero one.")),
+    ], caller=JAMIE, final_listen_s=20.0)
+
+    ask, told = (heard(transcriber, t.answer.audio_pcm8k) for t in result.turns)
+    assert "order number" in ask, ask
+    assert re.search(r"ohio", told) and re.search(r"may 8|may eighth", told), told
+
+    record = server.call_record(result.call_sid)
+    first, second = caller_turns(record)
+    assert first["intent"] == "order_status"
+    assert second["slots"]["order_number"] == "ORD-1001"
+    assert second["facts"]["order_status"] == "delayed"
+    assert "regional logistics issue in Ohio" in answers(record)[-1]["text"]
+
+
+async def test_order_status_with_the_order_number_typed_on_the_keypad(server, voices,
+                                                                    transcriber):
+    result = await place_call(server.ws_url, [
+        CallerTurn(wav=voices.say("I want to check the status of my order.")),
+        CallerTurn(dtmf="1002#"),
+    ], caller=SAM, final_listen_s=20.0)
+
+    told = heard(transcriber, result.turns[1].answer.audio_pcm8k)
+    assert re.search(r"la\w*p stand", told) and re.search(r"april 28|april twenty", told), told
+
+    record = server.call_record(result.call_sid)
+    keypad = caller_turns(record)[1]
+    assert keypad["text"] == "[keypad] 1002#" and keypad["dtmf"] == "1002"
+    assert keypad["slots"]["order_number"] == "ORD-1002"
+    assert {"dtmf"} <= {e["type"] for e in record["events"]}
+
+
+async def test_a_return_eligibility_question(server, voices, transcriber):
+    result = await place_call(server.ws_url, [
+        CallerTurn(wav=voices.say("Can I still return the laptop stand I bought?")),
+        CallerTurn(wav=voices.say("Order one zero zero two.")),
+    ], caller=SAM, final_listen_s=20.0)
+
+    told = heard(transcriber, result.turns[1].answer.audio_pcm8k)
+    assert re.search(r"may 28|may twenty", told), told
+
+    record = server.call_record(result.call_sid)
+    second = caller_turns(record)[1]
+    assert second["flow"] == "return_eligibility"
+    assert second["facts"]["returnable"] is True
+    assert second["facts"]["last_return_day"] == "2026-05-28"
+
+
+async def test_a_membership_cancellation_to_the_end_with_its_audit_entry(server, voices,
+                                                                        transcriber):
+    result = await place_call(server.ws_url, [
+        CallerTurn(wav=voices.say("I want to cancel my Brightline Plus membership.")),
+        CallerTurn(wav=voices.say("Four three zero zero four.")),
+        CallerTurn(wav=voices.say("No thanks.")),
+        CallerTurn(wav=voices.say("Yes, cancel it.")),
+    ], caller=JAMIE, final_listen_s=20.0)
+
+    verify, offer, confirm, done = (heard(transcriber, t.answer.audio_pcm8k)
+                                    for t in result.turns)
+    assert "postcode" in verify or "post code" in verify, verify
+    assert "pause" in offer, offer
+    assert "cancel" in confirm, confirm
+    assert "cancelled" in done or "canceled" in done, done
+    assert re.search(r"may 31|may thirty", done), done
+
+    record = server.call_record(result.call_sid)
+    assert caller_turns(record)[0]["intent"] == "membership_cancel"
+    assert caller_turns(record)[-1]["facts"]["outcome"] == "cancelled"
+    audit = server.get_json(f"/api/calls/{result.call_sid}/audit")
+    actions = [entry["action"] for entry in audit["entries"]]  # type: ignore[index]
+    assert "identity.verified" in actions and "membership.cancelled" in actions, actions
+
+
+async def test_an_out_of_scope_question_gets_no_invented_answer(server, voices, transcriber):
+    result = await place_call(server.ws_url, [
+        CallerTurn(wav=voices.say("What will the weather be like tomorrow?")),
+    ], caller=JAMIE, final_listen_s=8.0)
+
+    said = heard(transcriber, result.turns[0].answer.audio_pcm8k)
+    assert "don t have information" in said or "do not have information" in said, said
+    assert "connect you" in said
+
+    record = server.call_record(result.call_sid)
+    assert caller_turns(record)[0]["intent"] == "out_of_scope"
+    assert not any(e["type"] == "kb_passages" for e in record["events"])
