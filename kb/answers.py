@@ -1,11 +1,12 @@
 """Grounded, extractive answers: what the assistant says, taken word for word from the KB.
 
-No text is generated. The answerer retrieves passages with BM25, decides whether the best one
-really answers the question, and if so reads out the one or two sentences of it that match
-the question best (about 35 words at most: it is spoken on the phone). When retrieval is not
+No text is generated. The answerer retrieves passages (hybrid BM25 + embeddings when the
+knowledge base has embeddings, see :mod:`kb.retrieval`), decides whether the best one really
+answers the question, and if so reads out the one or two sentences of it that match the
+question best (about 35 words at most: it is spoken on the phone). When retrieval is not
 confident it says so and offers an agent, rather than reading out a near miss.
 
-Confidence needs two things, both normalised so that one threshold fits every question:
+Lexical confidence needs two things, both normalised so that one threshold fits every question:
 
 * ``score``: the top BM25 score divided by the query's total idf weight. A passage that
   contains every query term once scores about 1; a passage that shares one rare word of a
@@ -17,6 +18,24 @@ Confidence needs two things, both normalised so that one threshold fits every qu
 The defaults (score >= 0.5, coverage >= 0.55) were set on the phrasings and off-topic
 questions of ``tests/unit/test_answers.py``: KB questions there have coverage >= 0.59 and
 off-topic ones <= 0.36. Retune them with those tests when the documents change a lot.
+
+With embeddings (hybrid retrieval) the cosine similarity between the question and the best
+passage adds two rules; their thresholds were set on ``kb/data/answers_eval.jsonl`` and the
+phrasings of the unit tests (figures in ``docs/benchmarks.md``):
+
+* support: a lexical match that covers less than ``SURE_COVERAGE`` of the question must also
+  be semantically close (similarity >= ``SUPPORT_SIMILARITY``). This drops "is the pharmacy
+  open on sunday": "open" and "sunday" match the agent hours, the question is not about them.
+  Short idioms that the word lists translate ("my headphones stopped working" -> warranty)
+  have full coverage and need no support: their cosine similarity is low.
+* rescue: a passage semantically very close to the question (similarity >= ``min_similarity``)
+  answers it even when the words differ ("how much is bright line plus a month"), as long as
+  it shares some of the question's weight (coverage >= ``RESCUE_COVERAGE``) and the words no
+  document knows are not what the question is about: without them, the question must not get
+  closer to the passage ("how much does shipping cost at the post office"). Near-domain
+  off-topic questions ("can i cancel my gym membership") stay below 0.6 with this model.
+
+Embedding retrieval alone, kept for comparison, is confident at similarity >= ``min_similarity``.
 """
 
 from __future__ import annotations
@@ -25,8 +44,9 @@ import re
 from dataclasses import dataclass, field
 
 from kb.index import Hit, KnowledgeBase, analyze
+from kb.retrieval import Retrieval
 
-__all__ = ["DONT_KNOW", "Answer", "GroundedAnswerer"]
+__all__ = ["DONT_KNOW", "Answer", "GroundedAnswerer", "Retrieval"]
 
 DONT_KNOW = (
     "I'm sorry, I don't have information about that. "
@@ -46,7 +66,7 @@ class Answer:
     text: str
     passage_ids: list[str] = field(default_factory=list)
     confident: bool = False
-    score: float = 0.0  # normalised retrieval score, in [0, 1]
+    score: float = 0.0  # normalised retrieval score, in [0, 1] (see GroundedAnswerer.answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +86,42 @@ def split_sentences(text: str) -> list[str]:
 class GroundedAnswerer:
     """Answers questions from a :class:`KnowledgeBase`, or says honestly that it cannot.
 
-    Thread-safe and stateless: build one per process and share it between calls.
+    ``retrieval`` defaults to hybrid when the knowledge base has embeddings and BM25 when it
+    has not. Thread-safe and stateless: build one per process and share it between calls.
     """
+
+    # Hybrid confidence (see the module docstring); set on kb/data/answers_eval.jsonl.
+    SURE_COVERAGE = 0.75  # a lexical match covering this much needs no semantic support ...
+    SUPPORT_SIMILARITY = 0.4  # ... a weaker one needs at least this cosine similarity
+    RESCUE_COVERAGE = 0.2  # a semantic match must still share this much of the question
+    FOREIGN_SHIFT = 0.05  # ... and must not get this much closer without the unknown words
 
     def __init__(
         self,
         kb: KnowledgeBase,
         *,
+        retrieval: Retrieval | str | None = None,
         min_score: float = 0.5,
         min_coverage: float = 0.55,
+        min_similarity: float = 0.6,
         max_words: int = 35,
         candidates: int = 3,
     ) -> None:
         if not 0.0 <= min_coverage <= 1.0:
             raise ValueError("min_coverage must be between 0 and 1")
+        if not 0.0 <= min_similarity <= 1.0:
+            raise ValueError("min_similarity must be between 0 and 1")
         if max_words < 1 or candidates < 1:
             raise ValueError("max_words and candidates must be at least 1")
+        if retrieval is None:
+            retrieval = Retrieval.HYBRID if kb.has_embeddings else Retrieval.BM25
+        self.retrieval = Retrieval(retrieval)
+        if self.retrieval is not Retrieval.BM25 and not kb.has_embeddings:
+            raise ValueError(f"{self.retrieval} retrieval needs a knowledge base with embeddings")
         self.kb = kb
         self.min_score = min_score
         self.min_coverage = min_coverage
+        self.min_similarity = min_similarity
         self.max_words = max_words
         self.candidates = candidates
 
@@ -92,7 +129,11 @@ class GroundedAnswerer:
         """Answer one caller question.
 
         ``context`` (the previous question or topic) resolves follow-ups such as "and for plus
-        members?": its words help ranking at half weight but never make an answer confident.
+        members?": its words help ranking at half weight but never make an answer confident;
+        the embeddings look at the question alone.
+
+        ``Answer.score`` is the best passage's normalised BM25 score (BM25), its cosine
+        similarity (embeddings), or the larger of the two (hybrid).
         """
         asked = list(dict.fromkeys(analyze(question)))
         if not asked:
@@ -101,14 +142,18 @@ class GroundedAnswerer:
         if context:
             for term in analyze(context):
                 weights.setdefault(term, CONTEXT_WEIGHT)
-        hits = self.kb.search_terms(weights, k=self.candidates)
+        hits = self.retrieve(question, weights)
         if not hits:
             return Answer(DONT_KNOW)
         top = hits[0]
-        total = sum(self.kb.idf(t) * w for t, w in weights.items())
-        score = min(1.0, top.score / total) if total > 0 else 0.0
+        total = self.kb.query_weight(weights)
+        lexical = min(1.0, top.bm25 / total) if total > 0 else 0.0
+        similarity = max(0.0, min(1.0, top.similarity)) if top.similarity is not None else 0.0
         coverage = self.kb.coverage(asked, top.passage.id)
-        if score < self.min_score or coverage < self.min_coverage:
+        score = {Retrieval.BM25: lexical, Retrieval.EMBEDDINGS: similarity}.get(
+            self.retrieval, max(lexical, similarity)
+        )
+        if not self._confident(question, asked, top.passage.id, lexical, coverage, similarity):
             return Answer(DONT_KNOW, score=score)
         sentences = self._compose(hits, weights)
         return Answer(
@@ -117,6 +162,55 @@ class GroundedAnswerer:
             confident=True,
             score=score,
         )
+
+    def retrieve(
+        self, question: str, weights: dict[str, float] | None = None, *, k: int | None = None
+    ) -> list[Hit]:
+        """The ``k`` (default: ``candidates``) best passages for ``question``, ranked as
+        :meth:`answer` ranks them; ``weights`` are its analysed terms (default: all at 1)."""
+        if weights is None:
+            weights = dict.fromkeys(analyze(question), 1.0)
+        return self.kb.rank(weights, text=question, k=k or self.candidates, retrieval=self.retrieval)
+
+    def _confident(
+        self,
+        question: str,
+        asked: list[str],
+        passage_id: str,
+        lexical: float,
+        coverage: float,
+        similarity: float,
+    ) -> bool:
+        """Whether the best passage answers the question (the rules of the module docstring)."""
+        if self.retrieval is Retrieval.EMBEDDINGS:
+            return similarity >= self.min_similarity
+        lexical_match = lexical >= self.min_score and coverage >= self.min_coverage
+        if self.retrieval is Retrieval.BM25:
+            return lexical_match
+        if lexical_match and (coverage >= self.SURE_COVERAGE or similarity >= self.SUPPORT_SIMILARITY):
+            return True
+        return (
+            similarity >= self.min_similarity
+            and coverage >= self.RESCUE_COVERAGE
+            and not self._about_unknown_words(question, asked, passage_id, similarity)
+        )
+
+    def _about_unknown_words(
+        self, question: str, asked: list[str], passage_id: str, similarity: float
+    ) -> bool:
+        """Whether the words no document knows are what the question is about.
+
+        Left out, words that only garble the question ("bright line plus") make it less
+        similar to the passage; words that change its subject ("shipping cost at the post
+        office") make it more similar. Costs one more encoding, only for semantic matches.
+        """
+        unknown = {t for t in asked if not self.kb.knows(t)}
+        if not unknown:
+            return False
+        kept = " ".join(w for w in question.split() if not set(analyze(w)) & unknown)
+        if not kept:
+            return True
+        return self.kb.similarity(kept, passage_id) - similarity >= self.FOREIGN_SHIFT
 
     def _compose(self, hits: list[Hit], weights: dict[str, float]) -> list[_Sentence]:
         """The best matching sentence, plus a second one from the same document if it fits."""

@@ -1,4 +1,4 @@
-"""Passages and lexical (BM25) retrieval over the Markdown knowledge base.
+"""Passages and their retrieval over the Markdown knowledge base: BM25, embeddings, or both.
 
 A document is one Markdown file: a ``# Title``, optional ``## Section`` headings and short
 paragraphs. Each paragraph (or list) becomes a :class:`Passage` whose id is the file stem and
@@ -11,9 +11,16 @@ same terms: it lowercases, drops punctuation and stop words, rewrites a small ta
 phrasings ("send it back" -> return, "money back" -> refund, "delivery" -> shipping,
 "membership" -> plus, "what time" -> hours, ...) and strips common suffixes.
 
+With ``embeddings=True`` (the default) every passage is also embedded once, at build time, with
+the sentence encoder of :mod:`kb.embeddings` (title, section and text, as BM25 indexes them), and
+:meth:`KnowledgeBase.search` ranks by the hybrid blend of :mod:`kb.retrieval`. Embeddings
+catch what the word lists cannot: phrasings without the documents' words and speech
+recognition slips. ``embeddings=False`` gives BM25 alone, without loading the model.
+
 Exceptions::
 
-    KnowledgeBaseError      the folder is missing or empty, or a document cannot be read
+    KnowledgeBaseError      the folder is missing or empty, a document cannot be read, or the
+                            embedding model is missing (set ``IVA_KB_EMBEDDINGS=false``)
 """
 
 from __future__ import annotations
@@ -24,10 +31,18 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Hit", "KnowledgeBase", "KnowledgeBaseError", "Passage", "analyze", "split_passages"]
+from kb.retrieval import Retrieval, fuse, top_indices
+
+if TYPE_CHECKING:
+    from kb.embeddings import SentenceEncoder
+
+__all__ = [
+    "Hit", "KnowledgeBase", "KnowledgeBaseError", "Passage", "Retrieval", "analyze", "split_passages",
+]
 
 
 class KnowledgeBaseError(Exception):
@@ -51,10 +66,17 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A passage returned by :meth:`KnowledgeBase.search` with its BM25 score (higher is better)."""
+    """A passage returned by a search, with the score that ranked it (higher is better).
+
+    ``score`` is the BM25 score for BM25 retrieval, the cosine similarity for embedding
+    retrieval and the blend of :func:`kb.retrieval.fuse` for hybrid retrieval; ``bm25`` and
+    ``similarity`` keep the evidence behind it (``similarity`` is None without embeddings).
+    """
 
     passage: Passage
     score: float
+    bm25: float = 0.0
+    similarity: float | None = None
 
 
 # --- text analysis -------------------------------------------------------------------------
@@ -269,10 +291,12 @@ def split_passages(markdown: str, *, document: str) -> list[Passage]:
 
 
 class KnowledgeBase:
-    """Passages with an Okapi BM25 index; cheap to query, built once per process.
+    """Passages with an Okapi BM25 index and, optionally, their sentence embeddings.
 
+    Built once per process and then only read: safe to share between calls and threads.
     ``b`` is lower than the textbook 0.75 because passages are paragraphs of similar length,
     where a strong length penalty mostly rewards the shortest paragraph of a topic.
+    ``encoder`` defaults to the process's shared all-MiniLM-L6-v2 encoder.
     """
 
     def __init__(
@@ -282,6 +306,8 @@ class KnowledgeBase:
         k1: float = 1.2,
         b: float = 0.5,
         lead_boost: float = 1.15,
+        embeddings: bool = True,
+        encoder: SentenceEncoder | None = None,
     ) -> None:
         if not passages:
             raise KnowledgeBaseError("the knowledge base has no passages")
@@ -315,10 +341,26 @@ class KnowledgeBase:
         self._boost = np.array(
             [lead_boost if p.id.endswith("#1") else 1.0 for p in self.passages], dtype=np.float64
         )
+        self._encoder: SentenceEncoder | None = None
+        self._vectors: np.ndarray | None = None
+        if embeddings:
+            self._embed(encoder)
+
+    def _embed(self, encoder: SentenceEncoder | None) -> None:
+        from kb.embeddings import EmbeddingModelError, shared_encoder
+
+        self._encoder = encoder or shared_encoder()
+        try:
+            self._vectors = self._encoder.encode([self._embedded_text(p) for p in self.passages])
+        except EmbeddingModelError as exc:
+            raise KnowledgeBaseError(str(exc)) from exc
 
     @classmethod
-    def from_directory(cls, path: str | Path, **options: float) -> KnowledgeBase:
-        """Load every ``*.md`` file of ``path`` (not recursive), in name order."""
+    def from_directory(cls, path: str | Path, **options: Any) -> KnowledgeBase:
+        """Load every ``*.md`` file of ``path`` (not recursive), in name order.
+
+        ``options`` are those of the constructor (``embeddings=False`` for BM25 alone).
+        """
         folder = Path(path)
         if not folder.is_dir():
             raise KnowledgeBaseError(f"knowledge base folder {folder} does not exist")
@@ -346,8 +388,17 @@ class KnowledgeBase:
     def _indexed_text(passage: Passage) -> str:
         return " ".join(filter(None, (passage.title, passage.section, passage.text)))
 
+    @staticmethod
+    def _embedded_text(passage: Passage) -> str:
+        return ". ".join(filter(None, (passage.title, passage.section, passage.text)))
+
     def __len__(self) -> int:
         return len(self.passages)
+
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether passages were embedded, so that semantic and hybrid retrieval work."""
+        return self._vectors is not None
 
     def passage(self, passage_id: str) -> Passage:
         """The passage with this id; ``KeyError`` when there is none."""
@@ -362,13 +413,56 @@ class KnowledgeBase:
         return self._idf.get(term, self._unknown_idf)
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
-        """The ``k`` passages that best match ``query``, best first; no hits when nothing matches."""
-        return self.search_terms(dict.fromkeys(analyze(query), 1.0), k)
+        """The ``k`` passages that best match ``query``, best first; no hits when nothing matches.
+
+        Hybrid retrieval when the knowledge base has embeddings, BM25 otherwise.
+        """
+        return self.rank(dict.fromkeys(analyze(query), 1.0), text=query, k=k)
 
     def search_terms(self, weights: Mapping[str, float], k: int = 3) -> list[Hit]:
-        """Like :meth:`search`, for analysed terms each with a query weight (e.g. 0.5 for context)."""
+        """BM25 hits for analysed terms, each with a query weight (e.g. 0.5 for context)."""
+        return self.rank(weights, k=k, retrieval=Retrieval.BM25)
+
+    def rank(
+        self,
+        weights: Mapping[str, float],
+        *,
+        text: str | None = None,
+        k: int = 3,
+        retrieval: Retrieval | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best passages for analysed terms ``weights`` and the question ``text``.
+
+        ``retrieval`` defaults to hybrid with embeddings and BM25 without. BM25 and hybrid
+        hits need some evidence (a shared term, or a cosine above the floor); embedding
+        retrieval ranks every passage by similarity and always returns ``k`` hits.
+        """
         if k < 1:
             raise ValueError("k must be at least 1")
+        if retrieval is None:
+            retrieval = Retrieval.HYBRID if self.has_embeddings else Retrieval.BM25
+        raw = self._bm25(weights)
+        bm25 = raw * self._boost
+        if retrieval is Retrieval.BM25:
+            return [Hit(self.passages[i], float(bm25[i]), float(bm25[i]))
+                    for i in top_indices(bm25, k)]
+        if text is None:
+            raise ValueError(f"{retrieval} retrieval needs the question text")
+        similarity = self.similarities(text)
+        if retrieval is Retrieval.EMBEDDINGS:
+            scores = similarity.astype(np.float64)
+            chosen = top_indices(scores, k, positive=False)
+        else:
+            total = self.query_weight(weights)
+            lexical = raw / total if total > 0 else np.zeros_like(raw)
+            # The lead-passage boost is a prior on the passage, whatever the evidence.
+            scores = fuse(lexical, similarity) * self._boost
+            chosen = top_indices(scores, k)
+        return [Hit(self.passages[i], float(scores[i]), float(bm25[i]), float(similarity[i]))
+                for i in chosen]
+
+    def _bm25(self, weights: Mapping[str, float]) -> np.ndarray:
+        """The BM25 score of every passage (no lead boost), in passage order."""
         scores = np.zeros(len(self.passages), dtype=np.float64)
         for term, weight in weights.items():
             posting = self._postings.get(term)
@@ -376,9 +470,25 @@ class KnowledgeBase:
                 continue
             rows, tfs = posting
             scores[rows] += weight * self._idf[term] * tfs * (self._k1 + 1) / (tfs + self._norm[rows])
-        scores *= self._boost
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [Hit(self.passages[i], float(scores[i])) for i in order if scores[i] > 0]
+        return scores
+
+    def query_weight(self, weights: Mapping[str, float]) -> float:
+        """The idf weight of a query: what a passage matching every term once about scores."""
+        return sum(self.idf(t) * w for t, w in weights.items() if w > 0)
+
+    def knows(self, term: str) -> bool:
+        """Whether some passage has this analysed term."""
+        return term in self._idf
+
+    def similarity(self, text: str, passage_id: str) -> float:
+        """Cosine similarity of ``text`` to one passage."""
+        return float(self.similarities(text)[self._by_id[passage_id]])
+
+    def similarities(self, text: str) -> np.ndarray:
+        """Cosine similarity of ``text`` to every passage, in passage order (float32)."""
+        if self._vectors is None or self._encoder is None:
+            raise KnowledgeBaseError("this knowledge base was built without embeddings")
+        return self._vectors @ self._encoder.encode([text])[0]
 
     def coverage(self, terms: Iterable[str], passage_id: str) -> float:
         """Share of the terms' idf weight that the passage contains, in [0, 1].

