@@ -77,6 +77,16 @@ STILL_UNSURE: Final = ("I'm sorry, I'm still not sure I understand. "
 SAY_IT_DIFFERENTLY: Final = ("Sorry about that. Could you tell me in a few words what you need? "
                              "For example, an order, a return, or your membership.")
 NOTHING_TO_REPEAT: Final = "I haven't said anything yet. How can I help you today?"
+NO_AGENT: Final = ("I'm sorry, all our agents are busy right now. I can have someone call you "
+                   "back at this number, or you can leave a message. Which would you prefer?")
+CALLBACK_BOOKED: Final = ("All right. An agent will call you back at this number as soon as "
+                          "possible. Thank you for calling, goodbye.")
+LEAVE_MESSAGE: Final = ("Please leave your message after this, and I'll pass it on to an agent.")
+MESSAGE_TAKEN: Final = "Thank you. I've passed your message on to an agent. Goodbye."
+NO_CALLBACK: Final = ("All right. You can call us back any time during our opening hours. "
+                      "Goodbye.")
+_CALLBACK = re.compile(r"\b(?:call ?back|call me|ring me|phone me|callback|call me back)\b")
+_MESSAGE = re.compile(r"\b(?:message|voicemail|voice mail|leave)\b")
 
 # Intents answered from the knowledge base.
 KB_INTENTS: Final = frozenset({"shipping", "warranty", "hours", "price_match", "membership_info",
@@ -116,7 +126,8 @@ _ONLY_THANKS = re.compile(
     r"(?:thank you|thanks|thank you very much|thanks a lot|thank you so much|cheers)"
     r"(?: (?:so much|very much|a lot|for your help|for that))*$")
 
-_Prompt = Literal["agent_offer", "anything_else", "clarify"] | None
+_Prompt = Literal["agent_offer", "anything_else", "clarify", "callback_or_message",
+                  "message"] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,7 @@ class Reply:
     facts: dict[str, Any] = field(default_factory=dict)
     slots: dict[str, Any] = field(default_factory=dict)
     expects: str | None = None
+    ticket: dict[str, Any] | None = None
 
 
 def normalize(text: str) -> str:
@@ -191,6 +203,7 @@ class Assistant:
         self._unclear: _Turn | None = None  # the turn a clarifying question is about
         self._last_question: str | None = None  # for follow-ups to KB answers
         self._last_reply: Reply | None = None
+        self._history: list[Reply] = []
 
     # --- the one public step ----------------------------------------------------------------------
 
@@ -200,10 +213,47 @@ class Assistant:
         reply = self._decide(turn)
         reply = Reply(reply.intent, round(min(1.0, max(0.0, reply.confidence)), 3),
                       speakable(reply.text), reply.passage_ids, reply.end_call, reply.escalate,
-                      reply.flow, reply.facts, turn.slots, reply.expects)
+                      reply.flow, reply.facts, turn.slots, reply.expects, reply.ticket)
         if reply.intent != "repeat":
             self._last_reply = reply
+        self._history.append(reply)
         return reply
+
+    def no_agent_available(self) -> Reply:
+        """No agent took the call in time: offer a callback or a message (the next turn
+        answers). The caller is never left on hold with nobody coming."""
+        self.flow = None
+        self._prompt = "callback_or_message"
+        reply = Reply("no_agent", 1.0, NO_AGENT)
+        self._last_reply = reply
+        return reply
+
+    def handoff_context(self) -> dict[str, Any]:
+        """What an agent should know before picking up, from this call's dialogue: the
+        intents in order, the slots given, the tasks tried and how they ended, the answers
+        that failed."""
+        intents: list[str] = []
+        slots: dict[str, Any] = {}
+        tried: list[dict[str, Any]] = []
+        failed = 0
+        for reply in self._history:
+            if reply.intent not in intents and reply.intent not in (
+                    "affirm", "deny", "empty", "repeat", "greeting", "unclear", "keypad"):
+                intents.append(reply.intent)
+            slots.update({k: v for k, v in reply.slots.items() if k in ("order_number", "postcode")})
+            if reply.flow and reply.facts:
+                if tried and tried[-1]["flow"] == reply.flow:
+                    tried[-1] = {"flow": reply.flow, **reply.facts}
+                else:
+                    tried.append({"flow": reply.flow, **reply.facts})
+            elif reply.passage_ids:
+                tried.append({"kb_answer": reply.intent, "passages": reply.passage_ids})
+            if reply.text in (DONT_KNOW, STILL_UNSURE, SAY_IT_DIFFERENTLY) or \
+                    reply.intent == "unclear":
+                failed += 1
+        slots.pop("postcode", None)  # verified or not, the postcode itself is not for the desk
+        return {"intents": intents, "slots": slots, "tried": tried, "failed_answers": failed,
+                "customer_id": self.context.verified_customer_id}
 
     @property
     def expects(self) -> str | None:
@@ -391,6 +441,21 @@ class Assistant:
         yes_no = turn.slots.get("yes_no")
         if yes_no is None and intent in ("affirm", "deny"):
             yes_no = intent == "affirm"
+        if prompt == "message":
+            return Reply("message", 1.0, MESSAGE_TAKEN, end_call=True,
+                         ticket={"kind": "message", "text": turn.text.strip()})
+        if prompt == "callback_or_message":
+            if _MESSAGE.search(turn.said) and not _CALLBACK.search(turn.said):
+                self._prompt = "message"
+                return Reply("message", 1.0, LEAVE_MESSAGE)
+            if _CALLBACK.search(turn.said) or yes_no is True:
+                return Reply("callback", 1.0, CALLBACK_BOOKED, end_call=True,
+                             ticket={"kind": "callback", "phone": self.context.caller_phone})
+            if yes_no is False or intent == "goodbye":
+                return Reply("goodbye", 1.0, NO_CALLBACK, end_call=True)
+            self._prompt = "callback_or_message"
+            return Reply("unclear", 1.0, "Sorry, would you like a call back, or to leave a "
+                         "message?")
         if prompt == "clarify":
             unclear = self._unclear
             assert unclear is not None and unclear.prediction is not None

@@ -70,6 +70,14 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " at_ms INTEGER NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX events_by_call ON events (call_id, at_ms, id)",
     ),
+    (
+        # Warm transfers: one row per handoff; the fields the desk shows live in ``data``.
+        "CREATE TABLE handoffs (id TEXT PRIMARY KEY, call_id TEXT NOT NULL REFERENCES calls (id),"
+        " status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE INDEX handoffs_by_status ON handoffs (status, created_at)",
+        "CREATE INDEX handoffs_by_call ON handoffs (call_id)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -269,6 +277,44 @@ class CallStore:
                 (limit, offset)).fetchall()
         return [{**_call_summary(row), "turn_count": row["turn_count"]} for row in rows]
 
+    # ------------------------------------------------------------------ handoffs
+    def save_handoff(self, handoff: Mapping[str, Any]) -> None:
+        """Insert or replace a handoff (``review.handoffs.Handoff.to_json()``): it needs ``id``,
+        ``call_id``, ``status``, ``created_at`` and ``updated_at``; the rest is kept as JSON."""
+        data = dict(handoff)
+        row = (_text("id", data.pop("id"), non_empty=True),
+               _text("call_id", data.pop("call_id"), non_empty=True),
+               _text("status", data.pop("status"), non_empty=True),
+               _text("created_at", data.pop("created_at"), non_empty=True),
+               _text("updated_at", data.pop("updated_at"), non_empty=True),
+               _json_object("data", data, frozenset()))
+        with self._transaction() as db:
+            _require_call(db, row[1])
+            db.execute("INSERT OR REPLACE INTO handoffs (id, call_id, status, created_at,"
+                       " updated_at, data) VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    def get_handoff(self, handoff_id: str) -> dict[str, Any] | None:
+        with self._transaction(write=False) as db:
+            row = db.execute("SELECT * FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
+        return None if row is None else _handoff_dict(row)
+
+    def list_handoffs(self, *, status: str | None = None, call_id: str | None = None,
+                      limit: int = 100) -> list[dict[str, Any]]:
+        """Handoffs, newest first, optionally only those with ``status`` or of ``call_id``."""
+        limit = _whole("limit", limit)
+        clauses, values = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            values.append(status)
+        if call_id is not None:
+            clauses.append("call_id = ?")
+            values.append(call_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._transaction(write=False) as db:
+            rows = db.execute(f"SELECT * FROM handoffs {where} ORDER BY created_at DESC, rowid DESC"
+                              " LIMIT ?", (*values, limit)).fetchall()
+        return [_handoff_dict(row) for row in rows]
+
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """Hold the lock and run the block in one transaction, committed at once."""
@@ -322,6 +368,12 @@ def _call_summary(row: sqlite3.Row) -> dict[str, Any]:
 def _turn_dict(row: sqlite3.Row) -> dict[str, Any]:
     turn = {name: row[name] for name in _TURN_FIELDS}
     return {**turn, "interrupted": bool(row["interrupted"]), **json.loads(row["meta"])}
+
+
+def _handoff_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {"id": row["id"], "call_id": row["call_id"], "status": row["status"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            **json.loads(row["data"])}
 
 
 def _iso(stored: str | None) -> str | None:

@@ -6,11 +6,12 @@ hand, so escaping and the signature algorithm are Twilio's own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 STREAM_PATH = "/twilio/stream"
 
@@ -55,3 +56,38 @@ def signature_is_valid(auth_token: str, url: str, params: Mapping[str, str],
     if not signature or not auth_token:
         return False
     return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+
+
+def transfer_twiml(target: str, *, caller_id: str | None = None, handoff_id: str | None = None,
+                   timeout_s: int = 30) -> str:
+    """``<Response><Dial>…</Dial></Response>`` to hand the live call to a human.
+
+    ``target`` is a phone number (``+15550199``), a SIP URI (``sip:agent@pbx.example.com``),
+    a Twilio Client identity (``client:alice``) or a queue (``queue:support``). For SIP the
+    handoff id travels as an ``X-IVA-Handoff`` header so the agent's desk can show the summary.
+    """
+    target = target.strip()
+    if not target:
+        raise ValueError("the transfer target is empty")
+    response = VoiceResponse()
+    dial = Dial(caller_id=caller_id, timeout=timeout_s, answer_on_bridge=True)
+    kind, _, rest = target.partition(":")
+    if kind.lower() in ("sip", "sips"):
+        uri = target
+        if handoff_id:
+            uri += ("&" if "?" in uri else "?") + f"X-IVA-Handoff={handoff_id}"
+        dial.sip(uri)
+    elif kind.lower() == "client" and rest:
+        dial.client(rest)
+    elif kind.lower() == "queue" and rest:
+        dial.queue(rest)
+    elif _PHONE.fullmatch(target):
+        dial.number(target)
+    else:
+        raise ValueError(f"transfer target {target!r} is not a phone number, sip:, client: or "
+                         "queue: target")
+    response.append(dial)
+    return str(response)
+
+
+_PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]{2,20}")
