@@ -139,6 +139,10 @@ class AgentDesk:
         self._store.save_handoff(handoff.to_json())
         self._publish({"type": kind, "handoff": handoff.to_json()})
 
+    def list_handoffs(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Handoffs from the store, newest first (``GET /api/handoffs``)."""
+        return self._store.list_handoffs(status=status, limit=limit)
+
     def get(self, handoff_id: str) -> Handoff | None:
         live = self._live.get(handoff_id)
         if live is not None:

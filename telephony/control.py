@@ -29,3 +29,14 @@ class CallControl(Protocol):
     async def hang_up(self, *, reason: str) -> None:
         """End the call for both sides."""
         ...
+
+    @property
+    def can_transfer(self) -> bool:
+        """Whether :meth:`transfer` is configured on this line (credentials, an ARI, ...)."""
+        ...
+
+    async def transfer(self, target: str, handoff: Any) -> None:
+        """Connect the caller to ``target`` (a number, a SIP URI, a queue: what the bridge
+        understands); ``handoff`` (``review.handoffs.Handoff``) is what the agent will see.
+        Raises the bridge's error when the call cannot be moved."""
+        ...

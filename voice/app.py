@@ -18,6 +18,7 @@ from fastapi.responses import PlainTextResponse
 from kb.backend import BackendError
 from kb.index import KnowledgeBaseError
 from review.api import calls_router
+from review.desk_api import desk_router
 from review.store import CallStore
 from telephony.twilio.routes import twilio_router
 from voice.engine import ConversationEngine, SpeechModels, warm_up
@@ -54,9 +55,11 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     app.state.engine = conversation
     app.include_router(twilio_router(
         conversation, auth_token=settings.twilio_auth_token, public_url=settings.public_url,
-        max_message_bytes=settings.max_message_bytes,
+        max_message_bytes=settings.max_message_bytes, account_sid=settings.twilio_account_sid,
+        api_base_url=settings.twilio_api_base_url,
     ))
     app.include_router(calls_router(conversation.store))
+    app.include_router(desk_router(conversation.desk))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

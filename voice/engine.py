@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
@@ -23,15 +24,18 @@ from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.transports.base_transport import BaseTransport
 
 from kb.answers import GroundedAnswerer
-from kb.backend import DEMO_TODAY, Backend, HttpBackend, SqliteBackend
+from kb.backend import DEMO_TODAY, Backend, BackendError, HttpBackend, SqliteBackend
 from kb.embeddings import EmbeddingModelError
 from kb.generative import answerer_from_settings
 from kb.index import KnowledgeBase
 from nlu.assistant import Answerer, Assistant
 from nlu.classifier import IntentClassifier
 from nlu.flows import FlowContext
+from nlu.summary import handoff_summary
+from review.handoffs import AgentDesk
 from review.store import CallStore
 from voice.asr import WhisperTranscriber
+from voice.handover import Handover, TransferControl
 from voice.listening import CallerTurnProcessor, ListeningParams
 from voice.session import CallSession
 from voice.settings import Settings
@@ -81,6 +85,7 @@ class ConversationEngine:
         self.business_date = business_date(settings, self.backend)
         self.knowledge, self.answerer = load_knowledge(settings)
         self._knowledge_lock = threading.Lock()
+        self.desk = AgentDesk(store)
         # ASR, turn model and TTS are CPU-bound; they run here, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
@@ -149,16 +154,43 @@ class ConversationEngine:
     def new_session(self, channel: str) -> CallSession:
         return CallSession(self.store, channel=channel)
 
+    def summarize(self, session: CallSession, assistant: Assistant, reason: str) -> dict[str, Any]:
+        """The handoff summary of a call (``nlu.summary``), with the customer the caller ID
+        matches, if any."""
+        customer = membership = None
+        try:
+            if session.caller:
+                customer = self.backend.customer_by_phone(session.caller)
+            if customer is not None:
+                membership = self.backend.membership(customer.id)
+        except BackendError as exc:
+            log.warning("call %s: customer lookup for the handoff failed: %s", session.call_id, exc)
+        plus = membership.benefits_on(self.business_date) if membership is not None else None
+        return handoff_summary(reason=reason, caller=session.caller, customer=customer,
+                               plus_member=plus, context=assistant.handoff_context(),
+                               sentiment=session.sentiment_summary())
+
     def build_call(self, *, transport: BaseTransport, session: CallSession,
-                   audio_out_rate: int) -> PipelineTask:
-        """The call's pipeline around the bridge's transport, ready to ``run``."""
+                   audio_out_rate: int, control: TransferControl | None = None) -> PipelineTask:
+        """The call's pipeline around the bridge's transport, ready to ``run``. ``control`` is
+        the bridge's call control (transfers); without one, handoffs end in a callback offer."""
+        settings = self.settings
+
+        def handover(dialogue: DialogueProcessor) -> Handover:
+            return Handover(session=session, desk=self.desk, control=control,
+                            target=settings.transfer_target, timeout_s=settings.handoff_timeout_s,
+                            push=dialogue.push_downstream, summarize=self.summarize,
+                            sentiment=session.sentiment_summary, hold_audio=settings.hold_audio,
+                            audio_out_rate=lambda: audio_out_rate)
+
         pipeline = Pipeline([
             transport.input(),
             CallerTurnProcessor(session=session, vad=self.models.vad, turn_model=self.models.turn,
                                 asr=self.models.asr, executor=self.executor, params=self.params),
             DialogueProcessor(session=session, greeting=self.settings.greeting,
                               assistant_factory=self.new_assistant,
-                              dtmf_timeout_s=self.settings.dtmf_timeout_s),
+                              dtmf_timeout_s=self.settings.dtmf_timeout_s,
+                              handover_factory=handover),
             SpeechSynthesisProcessor(session=session, synthesizer=self.models.tts,
                                      executor=self.executor),
             transport.output(),

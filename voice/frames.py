@@ -7,6 +7,7 @@ bridge exchanges with the pipeline are in ``telephony.frames``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipecat.frames.frames import DataFrame
 
@@ -33,3 +34,5 @@ class AssistantReplyFrame(DataFrame):
     speech_end_at: float | None = None  # caller's end of speech this answers, if any
     passage_ids: list[str] = field(default_factory=list)
     end_call: bool = False
+    escalate: str | None = None  # a human must take over: why
+    ticket: dict[str, Any] | None = None  # the caller chose a callback or left a message

@@ -95,6 +95,14 @@ class CallSession:
         self.latencies_ms: list[int] = []
         # Set by the bridge: hang up once a closing answer ("goodbye") has been heard.
         self.on_goodbye_heard: Callable[[], None] | None = None
+        # The conversation so far ({"speaker", "text", "start_ms", ...}), for a handoff, and
+        # who wants each new turn as it is recorded (an agent's desk following the call).
+        self.transcript: list[dict[str, Any]] = []
+        self.turn_listeners: list[Callable[[dict[str, Any]], None]] = []
+        # True while the caller waits on hold for an agent: the assistant does not answer.
+        self.on_hold = False
+        # How the call ended when the conversation knows better than the bridge ("transferred").
+        self.final_outcome: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
     @property
@@ -121,6 +129,7 @@ class CallSession:
             self.current.interrupted = True  # the call ended before the answer was heard
             self._close_assistant_turn(self.current, interrupted=True)
         self.ended = True
+        outcome = self.final_outcome or outcome
         self._recorder.end_call(self.call_id, ended_at=datetime.now(UTC), outcome=outcome)
         log.info("call %s: ended (%s)", self.call_id, outcome)
 
@@ -140,6 +149,37 @@ class CallSession:
         )
         log.info("call %s: caller turn %d-%d ms (%d words)", self.call_id, start_ms, end_ms,
                  len(text.split()))
+        self._add_to_transcript({"speaker": "caller", "text": text, "start_ms": start_ms,
+                                 "end_ms": end_ms, "intent": intent, "confidence": confidence})
+
+    def agent_turn(self, text: str, *, start_ms: int, end_ms: int) -> None:
+        """A human agent's words, once the call has been handed over."""
+        if self.call_id is None or self.ended:
+            return
+        self._recorder.add_turn(self.call_id, speaker="agent", text=text, start_ms=start_ms,
+                                end_ms=end_ms)
+        self._add_to_transcript({"speaker": "agent", "text": text, "start_ms": start_ms,
+                                 "end_ms": end_ms})
+
+    def sentiment_summary(self) -> dict[str, Any]:
+        """How the caller has sounded so far: the label of the last turn and the trend of
+        per-turn scores (empty until sentiment is measured)."""
+        scores = [t["sentiment"] for t in self.transcript
+                  if t["speaker"] == "caller" and t.get("sentiment") is not None]
+        if not scores:
+            return {}
+        last = scores[-1]
+        label = "negative" if last <= -0.25 else "positive" if last >= 0.25 else "neutral"
+        return {"label": label, "trend": [round(s, 2) for s in scores]}
+
+    def _add_to_transcript(self, turn: dict[str, Any]) -> None:
+        self.transcript.append(turn)
+        for listener in list(self.turn_listeners):
+            try:
+                listener(turn)
+            except Exception:
+                log.exception("call %s: a transcript listener failed; dropped", self.call_id)
+                self.turn_listeners.remove(listener)
 
     def dtmf(self, digit: str) -> None:
         self.event("dtmf", digit=digit)
@@ -234,6 +274,10 @@ class CallSession:
             self._recorder.update_turn(
                 turn.turn_id, text=text, end_ms=self.now_ms(), interrupted=turn.interrupted,
             )
+        if text:
+            self._add_to_transcript({"speaker": "assistant", "text": text,
+                                     "start_ms": turn.start_ms, "end_ms": self.now_ms(),
+                                     "intent": turn.intent, "interrupted": turn.interrupted})
         if turn.end_call and not turn.interrupted and self.on_goodbye_heard is not None:
             self.on_goodbye_heard()
 

@@ -46,6 +46,23 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest WebSocket message a caller may send"
     )
+    twilio_account_sid: str | None = Field(
+        default=None, description="Account SID for transfers through Twilio's REST API",
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com", description="Twilio's REST API (tests use a stand-in)",
+    )
+
+    # --- warm transfer to a human ---------------------------------------------------------
+    transfer_target: str | None = Field(
+        default=None,
+        description="Where accepted handoffs go: +15550199, sip:agent@pbx, client:NAME or queue:NAME",
+    )
+    handoff_timeout_s: float = Field(
+        default=45.0, gt=0.0, le=600.0,
+        description="How long a caller waits on hold for an agent before a callback is offered",
+    )
+    hold_audio: bool = Field(default=True, description="Play hold tones while the caller waits")
 
     # --- speech recognition (faster-whisper) ---------------------------------------------
     asr_model: str | None = Field(

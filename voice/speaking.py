@@ -26,6 +26,7 @@ from nlu.assistant import Assistant, Reply
 from nlu.slots import DtmfCollector
 from telephony.frames import CallStartedFrame, SpeechMarkFrame
 from voice.frames import AssistantReplyFrame, CallerTurnFrame
+from voice.handover import Handover
 from voice.session import AssistantTurn, CallSession
 from voice.tts import PiperSynthesizer, duration_ms, split_sentences
 
@@ -47,9 +48,13 @@ class DialogueProcessor(FrameProcessor):
     """
 
     def __init__(self, *, session: CallSession, assistant_factory: AssistantFactory,
-                 greeting: str, dtmf_timeout_s: float = 5.0, **kwargs: object) -> None:
+                 greeting: str, dtmf_timeout_s: float = 5.0,
+                 handover_factory: Callable[[DialogueProcessor], Handover] | None = None,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._session = session
+        self._handover = handover_factory(self) if handover_factory else None
+        self._handover_task: asyncio.Task[None] | None = None
         self._make_assistant = assistant_factory
         self._assistant: Assistant | None = None
         self._greeting = greeting
@@ -79,7 +84,22 @@ class DialogueProcessor(FrameProcessor):
 
     async def cleanup(self) -> None:
         await self._stop_keypad_timer()
+        task, self._handover_task = self._handover_task, None
+        if task is not None and not task.done():
+            await self.cancel_task(task)
+        if self._handover is not None:
+            self._handover.call_ended()
         await super().cleanup()
+
+    async def push_downstream(self, frame: Frame) -> None:
+        """For the handover: hold tones and its replies go where the assistant's replies go."""
+        await self.push_frame(frame)
+
+    def _start_handover(self, reason: str) -> None:
+        if self._handover is None or self._handover.active:
+            return
+        self._handover_task = self.create_task(self._handover.run(reason, self.assistant),
+                                               name="handover")
 
     async def _on_dtmf(self, frame: InputDTMFFrame) -> None:
         key = str(frame.button.value)
@@ -114,6 +134,9 @@ class DialogueProcessor(FrameProcessor):
 
     async def _answer(self, text: str, *, dtmf: str, start_ms: int, end_ms: int,
                       speech_end_at: float | None, timings: dict[str, int] | None = None) -> None:
+        if self._session.on_hold:
+            await self._record_on_hold(text, dtmf=dtmf, start_ms=start_ms, end_ms=end_ms)
+            return
         started = time.perf_counter()
         try:
             # Off the event loop: the backend, or an LLM endpoint, may take a while.
@@ -144,8 +167,17 @@ class DialogueProcessor(FrameProcessor):
         await self.push_frame(AssistantReplyFrame(
             text=reply.text, intent=reply.intent, confidence=reply.confidence,
             speech_end_at=speech_end_at, passage_ids=list(reply.passage_ids),
-            end_call=reply.end_call,
+            end_call=reply.end_call, escalate=reply.escalate, ticket=reply.ticket,
         ))
+        if reply.escalate:
+            self._start_handover(reply.escalate)
+        if reply.ticket and self._handover is not None:
+            self._handover.ticket(reply.ticket)
+
+    async def _record_on_hold(self, text: str, *, dtmf: str, start_ms: int, end_ms: int) -> None:
+        """Waiting for an agent: the caller's words are kept (the agent sees them), not answered."""
+        self._session.caller_turn(text or f"[keypad] {dtmf}", start_ms=start_ms, end_ms=end_ms,
+                                  meta={"on_hold": True})
 
 
 class SpeechSynthesisProcessor(FrameProcessor):

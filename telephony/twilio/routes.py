@@ -24,6 +24,7 @@ from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 
 from telephony.control import CallHooks
+from telephony.twilio.control import DEFAULT_API_BASE_URL, TwilioCallControl
 from telephony.twilio.serializer import TWILIO_RATE, TwilioMediaStreamSerializer, TwilioStreamError
 from telephony.twilio.twiml import connect_stream_twiml, signature_is_valid, stream_url_for
 
@@ -40,12 +41,16 @@ class ConversationRunner(Protocol):
 
     def new_session(self, channel: str) -> CallSessionLike: ...
     def build_call(self, *, transport: BaseTransport, session: Any,
-                   audio_out_rate: int) -> PipelineTask: ...
+                   audio_out_rate: int, control: Any = None) -> PipelineTask: ...
     async def run(self, task: PipelineTask) -> None: ...
 
 
 def twilio_router(runner: ConversationRunner, *, auth_token: str | None, public_url: str | None,
-                  max_message_bytes: int) -> APIRouter:
+                  max_message_bytes: int, account_sid: str | None = None,
+                  api_base_url: str = DEFAULT_API_BASE_URL) -> APIRouter:
+    """The webhook and the media stream. ``account_sid`` with ``auth_token`` enables transfers
+    through the REST API at ``api_base_url``."""
+    rest = {"account_sid": account_sid, "auth_token": auth_token, "api_base_url": api_base_url}
     router = APIRouter(tags=["twilio"])
 
     @router.post("/twilio/voice")
@@ -70,13 +75,13 @@ def twilio_router(runner: ConversationRunner, *, auth_token: str | None, public_
     @router.websocket("/twilio/stream")
     async def media_stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        await _run_stream(websocket, runner, max_message_bytes)
+        await _run_stream(websocket, runner, max_message_bytes, rest)
 
     return router
 
 
 async def _run_stream(websocket: WebSocket, runner: ConversationRunner,
-                      max_message_bytes: int) -> None:
+                      max_message_bytes: int, rest: dict[str, Any]) -> None:
     session = runner.new_session("twilio")
     outcome = "caller_hung_up"
     task_ref: dict[str, PipelineTask] = {}
@@ -127,8 +132,12 @@ async def _run_stream(websocket: WebSocket, runner: ConversationRunner,
         if task is not None:
             await task.cancel()
 
+    async def end_stream() -> None:
+        end_pipeline()
+
+    control = TwilioCallControl(call_sid=lambda: session.call_id, end_stream=end_stream, **rest)
     task_ref["task"] = runner.build_call(transport=transport, session=session,
-                                         audio_out_rate=TWILIO_RATE)
+                                         audio_out_rate=TWILIO_RATE, control=control)
     try:
         await runner.run(task_ref["task"])
     except Exception:
