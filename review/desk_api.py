@@ -44,8 +44,10 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
                 websocket_principal: Callable[[WebSocket], Awaitable[str | None]] | None = None,
                 ) -> APIRouter:
     router = APIRouter(tags=["agent desk"])
-    Who = Annotated[Any, Depends(principal)]
-    PageWho = Annotated[Any, Depends(page_principal or principal)]
+    # Defaults, not Annotated aliases: this module's annotations are strings, and FastAPI
+    # resolves them in the module's namespace, where a local alias does not exist.
+    who_is = Depends(principal)
+    page_who_is = Depends(page_principal or principal)
 
     def name_of(who: Any) -> str:
         return str(getattr(who, "name", who))
@@ -57,9 +59,9 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
         return handoff.to_json()
 
     @router.get("/api/handoffs")
-    async def list_handoffs(_who: Who, status: Annotated[str | None, Query()] = None,
+    async def list_handoffs(status: Annotated[str | None, Query()] = None,
                             limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                            ) -> dict[str, list[dict[str, Any]]]:
+                            _who: Any = who_is) -> dict[str, list[dict[str, Any]]]:
         if status is not None and status not in STATUSES:
             raise HTTPException(status_code=422,
                                 detail=f"status must be one of {', '.join(STATUSES)}")
@@ -67,11 +69,11 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
         return {"handoffs": rows}
 
     @router.get("/api/handoffs/{handoff_id}")
-    async def get_handoff(handoff_id: str, _who: Who) -> dict[str, Any]:
+    async def get_handoff(handoff_id: str, _who: Any = who_is) -> dict[str, Any]:
         return found(handoff_id)
 
     @router.post("/api/handoffs/{handoff_id}/accept")
-    async def accept(handoff_id: str, who: Who) -> dict[str, Any]:
+    async def accept(handoff_id: str, who: Any = who_is) -> dict[str, Any]:
         found(handoff_id)
         try:
             return desk.accept(handoff_id, name_of(who)).to_json()
@@ -79,7 +81,7 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
             raise HTTPException(status_code=409, detail=str(exc)) from exc
 
     @router.post("/api/handoffs/{handoff_id}/decline")
-    async def decline(handoff_id: str, who: Who) -> dict[str, Any]:
+    async def decline(handoff_id: str, who: Any = who_is) -> dict[str, Any]:
         found(handoff_id)
         try:
             return desk.decline(handoff_id, name_of(who)).to_json()
@@ -87,8 +89,9 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
             raise HTTPException(status_code=409, detail=str(exc)) from exc
 
     @router.post("/api/handoffs/{handoff_id}/notes")
-    async def add_note(handoff_id: str, who: Who,
-                       text: Annotated[str, Body(embed=True, max_length=5000)]) -> dict[str, Any]:
+    async def add_note(handoff_id: str,
+                       text: Annotated[str, Body(embed=True, max_length=5000)],
+                       who: Any = who_is) -> dict[str, Any]:
         found(handoff_id)
         try:
             return desk.add_note(handoff_id, name_of(who), text).to_json()
@@ -96,7 +99,7 @@ def desk_router(desk: AgentDesk, *, principal: Callable[..., Any] = _anonymous,
             raise HTTPException(status_code=422, detail=str(exc)) from exc
 
     @router.get("/agent", response_class=HTMLResponse)
-    async def agent_page(_who: PageWho) -> str:
+    async def agent_page(_who: Any = page_who_is) -> str:
         return resources.files("review").joinpath("static/agent.html").read_text("utf-8")
 
     @router.websocket("/agent/ws")

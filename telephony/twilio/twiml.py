@@ -72,7 +72,7 @@ def transfer_twiml(target: str, *, caller_id: str | None = None, handoff_id: str
     response = VoiceResponse()
     dial = Dial(caller_id=caller_id, timeout=timeout_s, answer_on_bridge=True)
     kind, _, rest = target.partition(":")
-    if kind.lower() in ("sip", "sips"):
+    if kind.lower() in ("sip", "sips") and rest:
         uri = target
         if handoff_id:
             uri += ("&" if "?" in uri else "?") + f"X-IVA-Handoff={handoff_id}"
