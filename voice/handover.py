@@ -48,15 +48,16 @@ class TransferControl(Protocol):
 
 
 def hold_tones(sample_rate: int, seconds: float = 1.0, *, phase_s: float = 0.0) -> bytes:
-    """One second of soft hold music: a slow two-note chime (int16 mono PCM), quiet enough
-    not to annoy, recognisably "please wait". ``phase_s`` continues the pattern seamlessly."""
+    """Soft hold music (int16 mono PCM): a slow four-note chime, one note every 0.6 s, each
+    fading but never silent, so the caller hears that the line is alive. ``phase_s``
+    continues the pattern seamlessly from one chunk to the next."""
     t = phase_s + np.arange(int(sample_rate * seconds)) / sample_rate
-    cycle = np.mod(t, 4.0)  # a 4-second pattern: note, note, rest
-    note = np.where(cycle < 1.2, 523.25, np.where(cycle < 2.4, 392.0, 0.0))
-    local = np.mod(cycle, 1.2)
-    envelope = np.where(note > 0, np.exp(-3.0 * local) * np.minimum(1.0, local * 40), 0.0)
-    wave = np.sin(2 * math.pi * note * t) + 0.3 * np.sin(4 * math.pi * note * t)
-    return (wave * envelope * 0.12 * 32767).astype(np.int16).tobytes()
+    index = np.floor(t / 0.6).astype(np.int64) % 4
+    note = np.array([523.25, 392.0, 329.63, 392.0])[index]
+    local = np.mod(t, 0.6)
+    envelope = 0.25 + 0.75 * np.exp(-4.0 * local) * np.minimum(1.0, local * 50)
+    wave = np.sin(2 * math.pi * note * t) + 0.25 * np.sin(4 * math.pi * note * t)
+    return (wave * envelope * 0.1 * 32767).astype(np.int16).tobytes()
 
 
 class Handover:

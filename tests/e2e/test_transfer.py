@@ -1,0 +1,156 @@
+"""Warm transfer end to end: a server configured for Twilio transfers, a local stand-in for
+Twilio's REST API that checks the request, callers speaking with flite/espeak-ng, and the
+agent accepting over the handoffs API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, Server, free_port, start_server
+from tests.e2e.test_twilio_calls import heard
+from voice.caller import CallerTurn, place_call
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ACCOUNT_SID, AUTH_TOKEN, TARGET = "ACe2e0000000000000000000000000000", "e2e-auth-token", "+15550199"
+
+
+class TwilioApi:
+    """The part of Twilio's REST API a transfer uses: updating a live call."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                api.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                     "form": urllib.parse.parse_qs(body.decode())})
+                call_sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
+                reply = json.dumps({"sid": call_sid, "status": "in-progress"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def for_call(self, call_sid: str) -> list[dict]:
+        return [r for r in self.requests if call_sid in r["path"]]
+
+
+@pytest.fixture(scope="module")
+def twilio_api() -> Iterator[TwilioApi]:
+    api = TwilioApi()
+    yield api
+    api.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def transfer_server(tmp_path_factory, twilio_api) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("transfer-server")
+    server = start_server(tmp, {
+        "IVA_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "IVA_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "IVA_TWILIO_API_BASE_URL": twilio_api.url, "IVA_TRANSFER_TARGET": TARGET,
+        "IVA_HANDOFF_TIMEOUT_S": "6",
+    })
+    yield server
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.log_path, ARTIFACTS / "e2e-transfer-server.log")
+
+
+def post(server: Server, path: str) -> dict:
+    request = urllib.request.Request(server.base_url + path, data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+async def agent_accepts(server: Server, call_sid: str, *, within_s: float = 40.0) -> dict:
+    """Play the agent: wait for the call's handoff on the desk and accept it."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        waiting = await asyncio.to_thread(server.get_json, "/api/handoffs?status=waiting")
+        for handoff in waiting["handoffs"]:  # type: ignore[index]
+            if handoff["call_id"] == call_sid:
+                return await asyncio.to_thread(post, server, f"/api/handoffs/{handoff['id']}/accept")
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no handoff for {call_sid} within {within_s} s")
+
+
+async def test_asking_for_a_person_is_transferred_at_once_through_the_twilio_api(
+        transfer_server, twilio_api, voices, transcriber):
+    call_sid = "CA" + "e2e1" * 8
+    call = asyncio.create_task(place_call(transfer_server.ws_url, [
+        CallerTurn(wav=voices.say("I want to talk to a person.")),
+    ], call_sid=call_sid, final_listen_s=14.0))
+    accepted = await agent_accepts(transfer_server, call_sid)
+    result = await call
+
+    said = heard(transcriber, result.turns[0].answer.audio_pcm8k)
+    assert "connect you" in said, said
+    assert accepted["status"] == "accepted" and accepted["reason"] == "caller asked for an agent"
+    assert "person" in " ".join(t["text"] for t in accepted["transcript"]).lower()
+
+    (request,) = twilio_api.for_call(call_sid)
+    assert request["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call_sid}.json"
+    expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert request["auth"] == f"Basic {expected_auth}"
+    (twiml,) = request["form"]["Twiml"]
+    assert twiml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Dial')
+    assert f"<Number>{TARGET}</Number></Dial></Response>" in twiml
+
+    record = transfer_server.call_record(call_sid)
+    assert record["outcome"] == "transferred"
+    caller_turns = [t for t in record["turns"] if t["speaker"] == "caller"]
+    assert caller_turns[0]["intent"] == "agent"  # at once: the first turn
+    types = [e["type"] for e in record["events"]]
+    assert {"escalation", "handoff", "handoff_accepted", "transfer"} <= set(types)
+    handoff = transfer_server.get_json(f"/api/handoffs/{accepted['id']}")
+    assert handoff["status"] == "connected"  # type: ignore[index]
+
+
+async def test_nobody_answering_offers_a_callback_that_becomes_a_ticket(
+        transfer_server, twilio_api, voices, transcriber):
+    call_sid = "CA" + "e2e2" * 8
+    result = await place_call(transfer_server.ws_url, [
+        CallerTurn(wav=voices.say("Can I speak to a representative please?")),
+        CallerTurn(wav=voices.say("Yes, please call me back.")),
+    ], call_sid=call_sid, final_listen_s=12.0)
+
+    offer = heard(transcriber, result.turns[0].answer.audio_pcm8k)
+    assert "call you back" in offer or "leave a message" in offer, offer
+    booked = heard(transcriber, result.turns[1].answer.audio_pcm8k)
+    assert "call you back" in booked, booked
+    assert twilio_api.for_call(call_sid) == []  # nobody accepted: no transfer
+
+    record = transfer_server.call_record(call_sid)
+    types = [e["type"] for e in record["events"]]
+    assert {"handoff", "handoff_no_agent", "ticket"} <= set(types)
+    (handoff,) = [h for h in transfer_server.get_json("/api/handoffs")["handoffs"]  # type: ignore[index]
+                  if h["call_id"] == call_sid]
+    assert handoff["status"] == "callback" and handoff["ticket"]["kind"] == "callback"
+    assert record["outcome"] == "completed"
