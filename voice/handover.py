@@ -119,9 +119,18 @@ class Handover:
         finally:
             await self._stop_hold(hold)
 
+    async def _announcement_heard(self, *, limit_s: float = 20.0) -> None:
+        """Wait (briefly) until the caller has heard what the assistant is saying, so that a
+        fast agent does not cut off "I'll connect you with an agent"."""
+        waited = 0.0
+        while self._session.assistant_busy and waited < limit_s:
+            await asyncio.sleep(0.1)
+            waited += 0.1
+
     async def _connect(self, handoff: Handoff, assistant: Assistant,
                        hold: asyncio.Task[None]) -> None:
         session = self._session
+        await self._announcement_heard()
         problem = None
         if self._control is None or not self._control.can_transfer:
             problem = "this line cannot transfer calls (no call control configured)"
@@ -166,11 +175,7 @@ class Handover:
 
     async def _hold(self) -> None:
         """Hold tones, paced in real time, after the announcement has been heard."""
-        session = self._session
-        waited = 0.0
-        while session.assistant_busy and waited < 20.0:
-            await asyncio.sleep(0.1)
-            waited += 0.1
+        await self._announcement_heard()
         if not self._hold_audio:
             return
         rate = self._audio_out_rate()

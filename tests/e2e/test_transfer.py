@@ -154,3 +154,47 @@ async def test_nobody_answering_offers_a_callback_that_becomes_a_ticket(
                   if h["call_id"] == call_sid]
     assert handoff["status"] == "callback" and handoff["ticket"]["kind"] == "callback"
     assert record["outcome"] == "completed"
+
+
+async def test_an_agent_accepts_on_the_desk_in_a_real_browser(transfer_server, twilio_api,
+                                                              voices):
+    from selenium.webdriver.common.by import By
+
+    from tests.e2e.browser import chromium, screenshot, wait_for
+
+    call_sid = "CA" + "e2e3" * 8
+    with chromium() as browser:
+        browser.get(transfer_server.base_url + "/agent")
+        wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=connection]")
+                 .text == "live", message="the desk did not connect")
+        call = asyncio.create_task(place_call(transfer_server.ws_url, [
+            CallerTurn(wav=voices.say("This is useless. Let me talk to a real person.")),
+        ], call_sid=call_sid, final_listen_s=16.0))
+        card = await asyncio.to_thread(
+            wait_for, browser, lambda b: b.find_elements(By.CSS_SELECTOR, "[data-testid=handoff]"),
+            timeout=40, message="no handoff appeared on the desk")
+        card[0].click()
+        summary = browser.find_element(By.CSS_SELECTOR, "[data-testid=summary]").text
+        assert "Jamie Rivera" in summary and "Transfer:" in summary, summary
+        transcript = browser.find_element(By.CSS_SELECTOR, "[data-testid=transcript]").text
+        assert "person" in transcript.lower(), transcript
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=accept]").click()
+        await asyncio.to_thread(
+            wait_for, browser, lambda b: "connected" in b.find_element(
+                By.CSS_SELECTOR, "[data-testid=status]").text or "accepted" in b.find_element(
+                By.CSS_SELECTOR, "[data-testid=status]").text,
+            message="the accept did not go through")
+        note = browser.find_element(By.CSS_SELECTOR, "[data-testid=note]")
+        note.send_keys("Customer wanted a person; handled the delay.")
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=save-note]").click()
+        await asyncio.to_thread(
+            wait_for, browser, lambda b: "1 note" in b.find_element(
+                By.CSS_SELECTOR, "[data-testid=notes]").text, message="the note was not saved")
+        screenshot(browser, "agent-desk")
+        await call
+
+    (request,) = twilio_api.for_call(call_sid)
+    assert TARGET in request["form"]["Twiml"][0]
+    (handoff,) = [h for h in transfer_server.get_json("/api/handoffs")["handoffs"]  # type: ignore[index]
+                  if h["call_id"] == call_sid]
+    assert handoff["status"] == "connected" and handoff["notes"][0]["text"].startswith("Customer")
