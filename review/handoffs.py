@@ -181,11 +181,20 @@ class AgentDesk:
             self._save(handoff)
 
     def add_transcript(self, call_id: str, turn: dict[str, Any]) -> None:
-        """A new turn of a call with a live handoff: the agent's page shows it at once."""
+        """A new turn of a call with a live handoff: the agent's page shows it at once (and
+        the handoff keeps it, for whoever opens it later)."""
         for handoff in self._live.values():
             if handoff.call_id == call_id:
                 handoff.transcript.append(turn)
+                handoff.updated_at = _now()
+                self._store.save_handoff(handoff.to_json())
                 self._publish({"type": "turn", "handoff_id": handoff.id, "turn": turn})
+
+    def stop_following(self, call_id: str) -> None:
+        """The call (after its transfer) is over: stop keeping its handoffs live."""
+        for handoff_id, handoff in list(self._live.items()):
+            if handoff.call_id == call_id:
+                self._live.pop(handoff_id, None)
 
     def set_status(self, handoff_id: str, status: str, *, detail: str | None = None,
                    ticket: dict[str, Any] | None = None) -> Handoff:
@@ -201,14 +210,17 @@ class AgentDesk:
         return handoff
 
     def call_ended(self, call_id: str) -> None:
-        """The call is over: its handoffs stop being live (and a waiting one is abandoned)."""
+        """The assistant's part of the call is over: a waiting handoff is abandoned; a
+        connected one stays live while the call goes on with the agent (see
+        :meth:`stop_following`)."""
         for handoff_id, handoff in list(self._live.items()):
             if handoff.call_id != call_id:
                 continue
             if handoff.status == "waiting":
                 self.withdraw(handoff_id, status="abandoned", detail="caller hung up")
-            self._live.pop(handoff_id, None)
             self._waiting.pop(handoff_id, None)
+            if handoff.status != "connected":
+                self._live.pop(handoff_id, None)
 
     # --- the agent's side ---------------------------------------------------------------------
 

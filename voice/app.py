@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     app.include_router(twilio_router(
         conversation, auth_token=settings.twilio_auth_token, public_url=settings.public_url,
         max_message_bytes=settings.max_message_bytes, account_sid=settings.twilio_account_sid,
-        api_base_url=settings.twilio_api_base_url,
+        api_base_url=settings.twilio_api_base_url, monitor=conversation,
     ))
     app.include_router(calls_router(conversation.store))
     app.include_router(desk_router(conversation.desk))

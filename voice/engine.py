@@ -15,9 +15,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
@@ -41,7 +42,7 @@ from voice.session import CallSession
 from voice.settings import Settings
 from voice.speaking import DialogueProcessor, SpeechSynthesisProcessor
 from voice.tts import PiperSynthesizer
-from voice.vad import SileroModel, SmartTurnModel
+from voice.vad import SileroModel, SileroStream, SmartTurnModel
 
 log = logging.getLogger("iva.engine")
 
@@ -169,6 +170,35 @@ class ConversationEngine:
         return handoff_summary(reason=reason, caller=session.caller, customer=customer,
                                plus_member=plus, context=assistant.handoff_context(),
                                sentiment=session.sentiment_summary())
+
+    # --- following a call after its transfer (telephony.twilio.monitor.MonitorSink) ---------
+
+    def vad_stream(self) -> SileroStream:
+        return self.models.vad.stream()
+
+    async def transcribe(self, audio: np.ndarray) -> str:
+        loop = asyncio.get_running_loop()
+        transcript = await loop.run_in_executor(self.executor, self.models.asr.transcribe, audio)
+        return transcript.text
+
+    def record_after_transfer(self, call_id: str, turn: dict[str, Any]) -> None:
+        """A caller or agent utterance after the transfer: into the call record (times from
+        the call's start) and onto the desk."""
+        record = self.store.get_call(call_id)
+        if record is None:
+            log.warning("monitor stream for unknown call %s: utterance dropped", call_id)
+            return
+        started = datetime.fromisoformat(record["started_at"])
+        offset_ms = int((turn.pop("stream_started_at") - started).total_seconds() * 1000)
+        turn = {**turn, "start_ms": turn["start_ms"] + offset_ms,
+                "end_ms": turn["end_ms"] + offset_ms}
+        self.store.add_turn(call_id, speaker=turn["speaker"], text=turn["text"],
+                            start_ms=max(0, turn["start_ms"]), end_ms=max(0, turn["end_ms"]),
+                            meta={"after_transfer": True})
+        self.desk.add_transcript(call_id, turn)
+
+    def monitor_finished(self, call_id: str) -> None:
+        self.desk.stop_following(call_id)
 
     def build_call(self, *, transport: BaseTransport, session: CallSession,
                    audio_out_rate: int, control: TransferControl | None = None) -> PipelineTask:

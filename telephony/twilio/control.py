@@ -85,13 +85,15 @@ class TwilioCallControl:
 
     def __init__(self, *, call_sid: Callable[[], str | None], account_sid: str | None,
                  auth_token: str | None, api_base_url: str = DEFAULT_API_BASE_URL,
-                 end_stream: Callable[[], Awaitable[None]], timeout_s: float = 10.0) -> None:
+                 end_stream: Callable[[], Awaitable[None]], timeout_s: float = 10.0,
+                 monitor_url: str | None = None) -> None:
         self._call_sid = call_sid
         self._account_sid = account_sid or ""
         self._auth_token = auth_token or ""
         self._api_base_url = api_base_url
         self._end_stream = end_stream
         self._timeout_s = timeout_s
+        self._monitor_url = monitor_url
 
     @property
     def can_transfer(self) -> bool:
@@ -107,7 +109,8 @@ class TwilioCallControl:
         call_sid = self._call_sid()
         if not call_sid:
             raise TransferError("the call has not started")
-        twiml = transfer_twiml(target, handoff_id=getattr(handoff, "id", None))
+        twiml = transfer_twiml(target, handoff_id=getattr(handoff, "id", None),
+                               monitor_url=self._monitor_url)
         request = call_update_request(account_sid=self._account_sid, auth_token=self._auth_token,
                                       call_sid=call_sid, twiml=twiml,
                                       api_base_url=self._api_base_url)

@@ -273,21 +273,22 @@ def connected_message() -> str:
 
 def start_message(stream_sid: str, call_sid: str, *, account_sid: str = DEFAULT_ACCOUNT_SID,
                   custom_parameters: dict[str, str] | None = None,
-                  sequence_number: int | None = 1) -> str:
+                  sequence_number: int | None = 1,
+                  tracks: tuple[str, ...] = ("inbound",)) -> str:
     return _dump({
         "event": "start", "streamSid": stream_sid,
         "start": {
             "streamSid": stream_sid, "accountSid": account_sid, "callSid": call_sid,
-            "tracks": ["inbound"], "customParameters": dict(custom_parameters or {}),
+            "tracks": list(tracks), "customParameters": dict(custom_parameters or {}),
             "mediaFormat": {"encoding": MULAW, "sampleRate": MULAW_RATE, "channels": 1},
         },
     }, sequence_number)
 
 
 def inbound_media_message(stream_sid: str, chunk: int, timestamp_ms: int, ulaw: bytes, *,
-                          sequence_number: int | None = None) -> str:
+                          sequence_number: int | None = None, track: str = "inbound") -> str:
     return _dump({"event": "media", "streamSid": stream_sid, "media": {
-        "track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms),
+        "track": track, "chunk": str(chunk), "timestamp": str(timestamp_ms),
         "payload": _b64(ulaw)}}, sequence_number)
 
 

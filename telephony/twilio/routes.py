@@ -25,8 +25,15 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 
 from telephony.control import CallHooks
 from telephony.twilio.control import DEFAULT_API_BASE_URL, TwilioCallControl
+from telephony.twilio.monitor import MonitorSink, run_monitor
 from telephony.twilio.serializer import TWILIO_RATE, TwilioMediaStreamSerializer, TwilioStreamError
-from telephony.twilio.twiml import connect_stream_twiml, signature_is_valid, stream_url_for
+from telephony.twilio.twiml import (
+    MONITOR_PATH,
+    STREAM_PATH,
+    connect_stream_twiml,
+    signature_is_valid,
+    stream_url_for,
+)
 
 log = logging.getLogger("iva.twilio")
 
@@ -47,10 +54,12 @@ class ConversationRunner(Protocol):
 
 def twilio_router(runner: ConversationRunner, *, auth_token: str | None, public_url: str | None,
                   max_message_bytes: int, account_sid: str | None = None,
-                  api_base_url: str = DEFAULT_API_BASE_URL) -> APIRouter:
+                  api_base_url: str = DEFAULT_API_BASE_URL,
+                  monitor: MonitorSink | None = None) -> APIRouter:
     """The webhook and the media stream. ``account_sid`` with ``auth_token`` enables transfers
     through the REST API at ``api_base_url``."""
     rest = {"account_sid": account_sid, "auth_token": auth_token, "api_base_url": api_base_url}
+    with_monitor = monitor is not None
     router = APIRouter(tags=["twilio"])
 
     @router.post("/twilio/voice")
@@ -75,7 +84,20 @@ def twilio_router(runner: ConversationRunner, *, auth_token: str | None, public_
     @router.websocket("/twilio/stream")
     async def media_stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        await _run_stream(websocket, runner, max_message_bytes, rest)
+        monitor_url = None
+        if with_monitor:
+            monitor_url = stream_url_for(
+                public_url or "", forwarded_proto=websocket.headers.get("x-forwarded-proto"),
+                host=websocket.headers.get("x-forwarded-host") or websocket.headers.get("host")
+                or "localhost",
+            ).removesuffix(STREAM_PATH) + MONITOR_PATH
+        await _run_stream(websocket, runner, max_message_bytes, {**rest, "monitor_url": monitor_url})
+
+    if monitor is not None:
+        @router.websocket(MONITOR_PATH)
+        async def monitor_stream(websocket: WebSocket) -> None:
+            """Listen-only: the call after its transfer (see telephony.twilio.monitor)."""
+            await run_monitor(websocket, monitor, max_message_bytes=max_message_bytes)
 
     return router
 

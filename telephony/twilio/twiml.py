@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Start, VoiceResponse
 
 STREAM_PATH = "/twilio/stream"
+MONITOR_PATH = "/twilio/monitor"
 
 
 def connect_stream_twiml(stream_url: str, *, parameters: Mapping[str, str]) -> str:
@@ -59,17 +60,25 @@ def signature_is_valid(auth_token: str, url: str, params: Mapping[str, str],
 
 
 def transfer_twiml(target: str, *, caller_id: str | None = None, handoff_id: str | None = None,
-                   timeout_s: int = 30) -> str:
+                   timeout_s: int = 30, monitor_url: str | None = None) -> str:
     """``<Response><Dial>…</Dial></Response>`` to hand the live call to a human.
 
     ``target`` is a phone number (``+15550199``), a SIP URI (``sip:agent@pbx.example.com``),
     a Twilio Client identity (``client:alice``) or a queue (``queue:support``). For SIP the
     handoff id travels as an ``X-IVA-Handoff`` header so the agent's desk can show the summary.
+    With ``monitor_url``, a listen-only stream of both tracks starts first
+    (``<Start><Stream track="both_tracks">``) so the transcript goes on after pick-up.
     """
     target = target.strip()
     if not target:
         raise ValueError("the transfer target is empty")
     response = VoiceResponse()
+    if monitor_url:
+        start = Start()
+        stream = start.stream(url=monitor_url, track="both_tracks")
+        if handoff_id:
+            stream.parameter(name="handoff", value=handoff_id)
+        response.append(start)
     dial = Dial(caller_id=caller_id, timeout=timeout_s, answer_on_bridge=True)
     kind, _, rest = target.partition(":")
     if kind.lower() in ("sip", "sips") and rest:

@@ -120,8 +120,9 @@ async def test_asking_for_a_person_is_transferred_at_once_through_the_twilio_api
     expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     assert request["auth"] == f"Basic {expected_auth}"
     (twiml,) = request["form"]["Twiml"]
-    assert twiml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Dial')
-    assert f"<Number>{TARGET}</Number></Dial></Response>" in twiml
+    assert twiml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Start><Stream')
+    assert f'<Dial answerOnBridge="true" timeout="30"><Number>{TARGET}</Number></Dial></Response>' \
+        in twiml
 
     record = transfer_server.call_record(call_sid)
     assert record["outcome"] == "transferred"
@@ -131,6 +132,53 @@ async def test_asking_for_a_person_is_transferred_at_once_through_the_twilio_api
     assert {"escalation", "handoff", "handoff_accepted", "transfer"} <= set(types)
     handoff = transfer_server.get_json(f"/api/handoffs/{accepted['id']}")
     assert handoff["status"] == "connected"  # type: ignore[index]
+
+    # Twilio's listen-only stream of both tracks: the transcript goes on after pick-up.
+    monitor_url = transfer_server.ws_url.replace("/twilio/stream", "/twilio/monitor")
+    assert f'<Start><Stream track="both_tracks" url="{monitor_url}">' in twiml
+    await follow_after_transfer(monitor_url, call_sid, accepted["id"], [
+        ("outbound", voices.say("Hello, this is Alex from Brightline. How can I help?",
+                                voice="espeak")),
+        ("inbound", voices.say("Hi Alex, my headphones are late.")),
+    ])
+    record = transfer_server.call_record(call_sid)
+    after = [t for t in record["turns"] if t.get("after_transfer")]
+    agent_words = " ".join(t["text"] for t in after if t["speaker"] == "agent").lower()
+    caller_words = " ".join(t["text"] for t in after if t["speaker"] == "caller").lower()
+    assert "alex" in agent_words or "brightline" in agent_words, after
+    assert "headphones" in caller_words or "late" in caller_words, after
+    handoff = transfer_server.get_json(f"/api/handoffs/{accepted['id']}")
+    assert any(t["speaker"] == "agent" for t in handoff["transcript"])  # type: ignore[index]
+
+
+async def follow_after_transfer(url: str, call_sid: str, handoff_id: str,
+                                utterances: list[tuple[str, object]]) -> None:
+    """Play Twilio's ``<Start><Stream track="both_tracks">``: each utterance on its track, in
+    real time, with silence on the other track, then ``stop``."""
+    import websockets
+
+    from telephony.audio import pcm16_to_ulaw, read_wav, resample
+    from telephony.twilio import protocol as tw
+
+    stream_sid = "MZmonitor" + call_sid[-8:]
+    async with websockets.connect(url) as ws:
+        await ws.send(tw.connected_message())
+        await ws.send(tw.start_message(stream_sid, call_sid, tracks=("inbound", "outbound"),
+                                       custom_parameters={"handoff": handoff_id}))
+        chunk, silence = 0, pcm16_to_ulaw(bytes(320))
+        for track, wav in utterances:
+            ulaw = pcm16_to_ulaw(resample(*read_wav(wav), 8000)) + silence * 50  # + 1 s quiet
+            other = "inbound" if track == "outbound" else "outbound"
+            for i in range(0, len(ulaw), 160):
+                chunk += 1
+                await ws.send(tw.inbound_media_message(stream_sid, chunk, chunk * 20,
+                                                       ulaw[i:i + 160].ljust(160, b"\xff"),
+                                                       track=track))
+                await ws.send(tw.inbound_media_message(stream_sid, chunk, chunk * 20, silence,
+                                                       track=other))
+                await asyncio.sleep(0.02)
+        await ws.send(tw.stop_message(stream_sid, call_sid))
+        await asyncio.sleep(3.0)  # the last utterance is transcribed as the stream closes
 
 
 async def test_nobody_answering_offers_a_callback_that_becomes_a_ticket(
