@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 
 from kb.backend import BackendError
 from kb.index import KnowledgeBaseError
@@ -74,6 +74,14 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         except BackendError as exc:
             raise HTTPException(status_code=503, detail=f"backend unavailable: {exc}") from exc
         return {"call_id": call_id, "entries": [entry.to_json() for entry in entries]}
+
+    @app.get("/api/calls/{call_id}/recording")
+    async def call_recording(call_id: str) -> FileResponse:
+        """The call's stereo WAV (caller left, assistant right), PII silenced."""
+        path = conversation.recording_path(call_id)
+        if path is None:
+            raise HTTPException(status_code=404, detail=f"no recording for call {call_id}")
+        return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
     @app.post("/api/kb/reload")
     async def reload_knowledge() -> dict[str, object]:

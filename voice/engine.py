@@ -16,12 +16,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.base_transport import BaseTransport
 
 from kb.answers import GroundedAnswerer
@@ -38,6 +40,7 @@ from review.store import CallStore
 from voice.asr import WhisperTranscriber
 from voice.handover import Handover, TransferControl
 from voice.listening import CallerTurnProcessor, ListeningParams
+from voice.recording import AssistantAudioTap, CallerAudioTap, CallRecording
 from voice.session import CallSession
 from voice.settings import Settings
 from voice.speaking import DialogueProcessor, SpeechSynthesisProcessor
@@ -213,8 +216,17 @@ class ConversationEngine:
                             sentiment=session.sentiment_summary, hold_audio=settings.hold_audio,
                             audio_out_rate=lambda: audio_out_rate)
 
+        taps_in: list[FrameProcessor] = []
+        taps_out: list[FrameProcessor] = []
+        if settings.recordings:
+            recording = CallRecording(session.now_ms)
+            taps_in.append(CallerAudioTap(recording))
+            taps_out.append(AssistantAudioTap(recording))
+            session.on_end.append(lambda: self.executor.submit(self._finish_recording, session,
+                                                               recording))
         pipeline = Pipeline([
             transport.input(),
+            *taps_in,
             CallerTurnProcessor(session=session, vad=self.models.vad, turn_model=self.models.turn,
                                 asr=self.models.asr, executor=self.executor, params=self.params),
             DialogueProcessor(session=session, greeting=self.settings.greeting,
@@ -223,6 +235,7 @@ class ConversationEngine:
                               handover_factory=handover),
             SpeechSynthesisProcessor(session=session, synthesizer=self.models.tts,
                                      executor=self.executor),
+            *taps_out,
             transport.output(),
         ])
         return PipelineTask(
@@ -231,6 +244,25 @@ class ConversationEngine:
             enable_rtvi=False,
             idle_timeout_secs=None,
         )
+
+    def _finish_recording(self, session: CallSession, recording: CallRecording) -> None:
+        """Write the call's recording (off the event loop)."""
+        if not session.call_id:
+            return
+        path = self.settings.recordings_folder / f"{session.call_id}.wav"
+        try:
+            recording.write(path)
+        except OSError as exc:
+            log.error("call %s: recording not written: %s", session.call_id, exc)
+            return
+        log.info("call %s: recording written (%s)", session.call_id, path.name)
+
+    def recording_path(self, call_id: str) -> Path | None:
+        """The recording of ``call_id``, if there is one."""
+        if not call_id or "/" in call_id or "\\" in call_id or call_id.startswith("."):
+            return None
+        path = self.settings.recordings_folder / f"{call_id}.wav"
+        return path if path.is_file() else None
 
     async def run(self, task: PipelineTask) -> None:
         """Run one call's pipeline until the call ends."""

@@ -103,6 +103,8 @@ class CallSession:
         self.on_hold = False
         # How the call ended when the conversation knows better than the bridge ("transferred").
         self.final_outcome: str | None = None
+        # Called once the call has ended (after its record is closed): recordings, the desk.
+        self.on_end: list[Callable[[], None]] = []
 
     # ---------------------------------------------------------------- lifecycle
     @property
@@ -132,6 +134,11 @@ class CallSession:
         outcome = self.final_outcome or outcome
         self._recorder.end_call(self.call_id, ended_at=datetime.now(UTC), outcome=outcome)
         log.info("call %s: ended (%s)", self.call_id, outcome)
+        for callback in self.on_end:
+            try:
+                callback()
+            except Exception:
+                log.exception("call %s: an end-of-call step failed", self.call_id)
 
     def event(self, type: str, **data: Any) -> None:
         if self.call_id is None or self.ended:

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     )
     hold_audio: bool = Field(default=True, description="Play hold tones while the caller waits")
 
+    # --- recordings -------------------------------------------------------------------------
+    recordings: bool = Field(
+        default=True,
+        description="Keep a stereo WAV per call (caller left, assistant right), PII silenced",
+    )
+    recordings_dir: Path | None = Field(
+        default=None, description="Where recordings go; default <data_dir>/recordings",
+    )
+
     # --- speech recognition (faster-whisper) ---------------------------------------------
     asr_model: str | None = Field(
         default=None,
@@ -190,6 +199,10 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @property
+    def recordings_folder(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def database_file(self) -> Path:

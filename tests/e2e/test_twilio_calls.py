@@ -55,6 +55,32 @@ async def test_three_kb_questions_get_spoken_answers_with_the_right_facts(server
         assert answer["interrupted"] is False and answer["text"]
         assert answer["end_ms"] >= answer["start_ms"]
     assert any(e["type"] == "kb_passages" for e in record["events"])
+    check_recording(server, result.call_sid, caller_turns, answers[1:])
+
+
+def check_recording(server, call_sid: str, caller_turns: list[dict], answers: list[dict]) -> None:
+    """The stereo recording: caller left, assistant right, on the transcript's clock."""
+    import io
+    import urllib.request
+    import wave
+
+    with urllib.request.urlopen(f"{server.base_url}/api/calls/{call_sid}/recording",
+                                timeout=10) as response:
+        assert response.headers["Content-Type"] == "audio/wav"
+        data = response.read()
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
+
+    def loudness(channel: int, start_ms: int, end_ms: int) -> float:
+        part = frames[start_ms * 8:end_ms * 8, channel].astype(np.float64)
+        return float(np.sqrt(np.mean(part ** 2))) if len(part) else 0.0
+
+    for turn in caller_turns:
+        assert loudness(0, turn["start_ms"], turn["end_ms"]) > 300, turn
+        assert loudness(1, turn["start_ms"], turn["end_ms"]) < 100, turn  # nobody talks over
+    for answer in answers:
+        assert loudness(1, answer["start_ms"], answer["end_ms"]) > 300, answer
 
 
 async def test_speaking_over_an_answer_stops_it_with_a_clear(server, voices):
