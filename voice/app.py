@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from kb.backend import BackendError
 from kb.index import KnowledgeBaseError
 from review.api import calls_router
+from review.auth import Authenticator, Principal, auth_router, protect_api
 from review.desk_api import desk_router
+from review.sessions import load_session_secret
 from review.store import CallStore
+from review.users import UserStore, ensure_admin
 from telephony.twilio.routes import twilio_router
 from voice.engine import ConversationEngine, SpeechModels, warm_up
 from voice.settings import Settings
@@ -35,9 +39,32 @@ def build_engine(settings: Settings) -> ConversationEngine:
     return ConversationEngine(settings, models=SpeechModels.load(settings), store=store)
 
 
+def build_auth(settings: Settings) -> tuple[UserStore, Authenticator]:
+    """Users and the authenticator; the first supervisor is created if there are no users
+    (from IVA_ADMIN_USER/IVA_ADMIN_PASSWORD, or generated and printed once)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    users = UserStore(settings.users_database_file)
+    try:
+        ensure_admin(users, settings.admin_user, settings.admin_password, sys.stderr.write)
+        auth = Authenticator(
+            users,
+            secret=load_session_secret(settings.session_secret, settings.data_dir / "session.key"),
+            api_token=settings.api_token, session_hours=settings.session_hours,
+        )
+    except BaseException:
+        users.close()
+        raise
+    return users, auth
+
+
 def create_app(settings: Settings, *, engine: ConversationEngine | None = None) -> FastAPI:
     owned = engine is None
-    conversation = engine or build_engine(settings)
+    users, auth = build_auth(settings)  # before the models: a bad setting fails fast
+    try:
+        conversation = engine or build_engine(settings)
+    except BaseException:
+        users.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +75,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         try:
             yield
         finally:
+            users.close()
             if owned:
                 conversation.close()
 
@@ -58,8 +86,13 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         max_message_bytes=settings.max_message_bytes, account_sid=settings.twilio_account_sid,
         api_base_url=settings.twilio_api_base_url, monitor=conversation,
     ))
+    app.state.auth = auth
+    supervisor_only = Depends(auth.require("supervisor"))
+    app.include_router(auth_router(auth))
     app.include_router(calls_router(conversation.store))
-    app.include_router(desk_router(conversation.desk))
+    app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),
+                                   websocket_principal=auth.authenticate_websocket))
+    protect_api(app, auth)  # every /api/* route needs a login or the API token
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -67,7 +100,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
                 "speech_cache_warm": conversation.speech_cache_warm}
 
     @app.get("/api/calls/{call_id}/audit")
-    async def call_audit(call_id: str) -> dict[str, object]:
+    async def call_audit(call_id: str, _who: Principal = supervisor_only) -> dict[str, object]:
         """What the call did to accounts: the backend's audit entries tied to the call id."""
         try:
             entries = await asyncio.to_thread(conversation.backend.audit_log, call_id)
@@ -76,7 +109,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         return {"call_id": call_id, "entries": [entry.to_json() for entry in entries]}
 
     @app.get("/api/calls/{call_id}/recording")
-    async def call_recording(call_id: str) -> FileResponse:
+    async def call_recording(call_id: str, _who: Principal = supervisor_only) -> FileResponse:
         """The call's stereo WAV (caller left, assistant right), PII silenced."""
         path = conversation.recording_path(call_id)
         if path is None:
@@ -84,7 +117,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
     @app.post("/api/kb/reload")
-    async def reload_knowledge() -> dict[str, object]:
+    async def reload_knowledge(_who: Principal = supervisor_only) -> dict[str, object]:
         """Re-read the KB documents (``iva kb reload``); calls that start afterwards use them.
         A KB that does not load is refused and the current one stays in service."""
         try:

@@ -49,6 +49,7 @@ def _pipecat_noise_filter(record: dict) -> bool:  # type: ignore[type-arg]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from review.users import UserStoreError
     from voice.app import create_app
     from voice.asr import ModelNotFoundError
     from voice.settings import load_settings
@@ -64,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         app = create_app(settings)
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, ValueError, UserStoreError) as exc:
         sys.stderr.write(f"iva serve: {exc}\n")
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
@@ -177,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the figures as JSON to this file")
     nlu.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     nlu.set_defaults(func=_eval_nlu)
+
+    from review.users_cli import add_users_commands
+
+    add_users_commands(sub)
     return parser
 
 

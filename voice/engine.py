@@ -119,7 +119,8 @@ class ConversationEngine:
         texts = [self.settings.greeting, DONT_KNOW, fixed.DIDNT_CATCH, fixed.TO_AGENT,
                  fixed.ANYTHING_ELSE, fixed.ANYTHING_ELSE_AFTER_TASK, fixed.WHAT_ELSE,
                  fixed.HOW_CAN_I_HELP, fixed.KEYPAD_UNUSED, fixed.STILL_UNSURE,
-                 fixed.SAY_IT_DIFFERENTLY,
+                 fixed.SAY_IT_DIFFERENTLY, fixed.NO_AGENT, fixed.CALLBACK_BOOKED,
+                 fixed.LEAVE_MESSAGE, fixed.MESSAGE_TAKEN, fixed.NO_CALLBACK,
                  f"Thank you for calling {self.settings.company_name}. Goodbye."]
         for passage in self.knowledge.passages:
             texts.extend(split_sentences(passage.text))

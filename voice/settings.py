@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     )
     hold_audio: bool = Field(default=True, description="Play hold tones while the caller waits")
 
+    # --- access: people and programs --------------------------------------------------------
+    admin_user: str | None = Field(
+        default=None, description="Username of the first supervisor, created when there are no users")
+    admin_password: str | None = Field(
+        default=None, repr=False,
+        description="Password of the first supervisor (8+ characters); with neither set one is generated and printed once")
+    api_token: str | None = Field(
+        default=None, repr=False,
+        description="Bearer token for programs on /api/* (Authorization: Bearer ...); unset: tokens refused")
+    session_secret: str | None = Field(
+        default=None, repr=False, min_length=16,
+        description="Signs login cookies; default a random key kept in <data_dir>/session.key")
+    session_hours: float = Field(default=12.0, gt=0.0, le=720.0, description="How long a login lasts")
+    users_database_path: Path | None = Field(
+        default=None, description="SQLite file of users; default <data_dir>/users.sqlite3")
+
     # --- recordings -------------------------------------------------------------------------
     recordings: bool = Field(
         default=True,
@@ -199,6 +215,10 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @property
+    def users_database_file(self) -> Path:
+        return self.users_database_path or self.data_dir / "users.sqlite3"
 
     @property
     def recordings_folder(self) -> Path:

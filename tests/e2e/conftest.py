@@ -19,6 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# The test servers' credentials: a program's token and the first supervisor's login.
+API_TOKEN = "e2e-api-token-0123456789abcdef"
+ADMIN_USER, ADMIN_PASSWORD = "supervisor", "e2e supervisor password"
 
 
 def free_port() -> int:
@@ -35,7 +38,19 @@ class Server:
     process: subprocess.Popen[bytes]
 
     def get_json(self, path: str) -> object:
-        with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+        """GET an API path as a program (with the API token)."""
+        request = urllib.request.Request(self.base_url + path,
+                                         headers={"Authorization": f"Bearer {API_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def post_json(self, path: str, body: object | None = None) -> object:
+        """POST to an API path as a program (with the API token)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method="POST",
+            headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     def call_record(self, call_id: str, *, wait_s: float = 5.0) -> dict:
@@ -56,7 +71,8 @@ class Server:
 def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = {**os.environ, "IVA_DATA_DIR": str(tmp / "var"), "IVA_LOG_LEVEL": "INFO",
-           **(env_extra or {})}
+           "IVA_API_TOKEN": API_TOKEN, "IVA_ADMIN_USER": ADMIN_USER,
+           "IVA_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env_extra or {})}
     log_path = tmp / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "voice.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -71,7 +71,19 @@ async def test_an_abrupt_hang_up_mid_answer_keeps_the_record_and_the_next_call_w
     assert server.call_record(follow_up.call_sid)["outcome"] == "completed"
 
 
+async def test_the_api_needs_a_login_or_the_token(server):
+    for path in ("/api/calls", "/api/handoffs", "/api/calls/CAnope/recording"):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(server.base_url + path, timeout=5)
+        assert error.value.code == 401, path
+    request = urllib.request.Request(server.base_url + "/api/calls",
+                                     headers={"Authorization": "Bearer wrong-token"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=5)
+    assert error.value.code == 401
+
+
 async def test_an_unknown_call_id_is_a_404(server):
     with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(server.base_url + "/api/calls/CAnope", timeout=5)
+        server.get_json("/api/calls/CAnope")
     assert error.value.code == 404

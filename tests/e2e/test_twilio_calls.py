@@ -64,8 +64,11 @@ def check_recording(server, call_sid: str, caller_turns: list[dict], answers: li
     import urllib.request
     import wave
 
-    with urllib.request.urlopen(f"{server.base_url}/api/calls/{call_sid}/recording",
-                                timeout=10) as response:
+    from tests.e2e.conftest import API_TOKEN
+
+    request = urllib.request.Request(f"{server.base_url}/api/calls/{call_sid}/recording",
+                                     headers={"Authorization": f"Bearer {API_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Content-Type"] == "audio/wav"
         data = response.read()
     with wave.open(io.BytesIO(data)) as wav:

@@ -21,6 +21,14 @@ from voice.settings import Settings
 
 pytestmark = pytest.mark.unit
 
+TOKEN = "reload-test-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def api(engine: ConversationEngine) -> TestClient:
+    """The service's app around a model-less engine (no lifespan), as a program with the token."""
+    return TestClient(create_app(engine.settings, engine=engine), headers=BEARER)
+
 
 @pytest.fixture
 def kb_dir(tmp_path: Path) -> Path:
@@ -32,7 +40,8 @@ def kb_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def engine(tmp_path: Path, kb_dir: Path) -> Iterator[ConversationEngine]:
     settings = Settings(kb_dir=kb_dir, data_dir=tmp_path / "var", kb_embeddings=False,
-                        tts_warm_cache=False)
+                        tts_warm_cache=False, api_token=TOKEN, admin_user="boss",
+                        admin_password="a long password")
     engine = ConversationEngine(settings, models=None, store=None)  # type: ignore[arg-type]
     yield engine
     engine.backend.close()  # type: ignore[attr-defined]
@@ -52,7 +61,8 @@ def test_a_changed_document_is_answered_after_a_reload(engine, kb_dir):
 
 
 def test_the_reload_route_reports_the_passages_and_refuses_a_broken_kb(engine, kb_dir):
-    client = TestClient(create_app(engine.settings, engine=engine))  # no lifespan: no models
+    client = api(engine)
+    assert TestClient(client.app).post("/api/kb/reload").status_code == 401  # no token
     response = client.post("/api/kb/reload")
     assert response.status_code == 200
     assert response.json() == {"status": "reloaded", "passages": len(engine.knowledge)}
@@ -70,7 +80,7 @@ def test_the_audit_route_lists_what_a_call_changed(engine):
     for said in ("I want to pause my membership", "four three zero zero four", "one month",
                  "yes"):
         assistant.respond(said)
-    client = TestClient(create_app(engine.settings, engine=engine))
+    client = api(engine)
     entries = client.get("/api/calls/CA-audit/audit").json()["entries"]
     actions = [e["action"] for e in entries]
     assert "identity.verified" in actions and "membership.paused" in actions
