@@ -113,6 +113,12 @@ def _eval_nlu(args: argparse.Namespace) -> int:
     return main_eval_nlu(args)
 
 
+def _eval_escalation(args: argparse.Namespace) -> int:
+    from nlu.escalation import main_eval_escalation
+
+    return main_eval_escalation(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iva",
@@ -178,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the figures as JSON to this file")
     nlu.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     nlu.set_defaults(func=_eval_nlu)
+    escalation = eval_sub.add_parser(
+        "escalation", help="precision and recall of the escalation predictor (held-out snippets)",
+        description="Replay labelled dialogue snippets (default nlu/data/escalation_eval.jsonl, "
+        "never used in fitting) through the escalation predictor turn by turn, as it runs on "
+        "live calls, and report precision, recall, callers who asked for a person and were "
+        "transferred, and calm callers transferred.",
+        add_help=False,
+    )
+    escalation.add_argument("rest", nargs=argparse.REMAINDER)
+    escalation.set_defaults(func=_eval_escalation)
 
     from review.users_cli import add_users_commands
 

@@ -33,6 +33,7 @@ from kb.generative import answerer_from_settings
 from kb.index import KnowledgeBase
 from nlu.assistant import Answerer, Assistant
 from nlu.classifier import IntentClassifier
+from nlu.escalation import EscalationModel, EscalationSettings
 from nlu.flows import FlowContext
 from nlu.summary import handoff_summary
 from review.handoffs import AgentDesk
@@ -40,6 +41,7 @@ from review.store import CallStore
 from voice.asr import WhisperTranscriber
 from voice.handover import Handover, TransferControl
 from voice.listening import CallerTurnProcessor, ListeningParams
+from voice.mood import ESCALATION_ANNOUNCEMENT, CallMood
 from voice.recording import AssistantAudioTap, CallerAudioTap, CallRecording
 from voice.session import CallSession
 from voice.settings import Settings
@@ -90,6 +92,13 @@ class ConversationEngine:
         self.knowledge, self.answerer = load_knowledge(settings)
         self._knowledge_lock = threading.Lock()
         self.desk = AgentDesk(store)
+        self.escalation_model = EscalationModel.default(settings.escalation_weights_path) \
+            if settings.escalation else None
+        self.escalation_settings = EscalationSettings(
+            threshold=settings.escalation_threshold, margin=settings.escalation_margin,
+            smoothing=settings.escalation_smoothing, prior=settings.escalation_prior,
+            weights_path=settings.escalation_weights_path,
+        )
         # ASR, turn model and TTS are CPU-bound; they run here, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iva-model")
         self.active_calls = 0
@@ -121,6 +130,7 @@ class ConversationEngine:
                  fixed.HOW_CAN_I_HELP, fixed.KEYPAD_UNUSED, fixed.STILL_UNSURE,
                  fixed.SAY_IT_DIFFERENTLY, fixed.NO_AGENT, fixed.CALLBACK_BOOKED,
                  fixed.LEAVE_MESSAGE, fixed.MESSAGE_TAKEN, fixed.NO_CALLBACK,
+                 ESCALATION_ANNOUNCEMENT,
                  f"Thank you for calling {self.settings.company_name}. Goodbye."]
         for passage in self.knowledge.passages:
             texts.extend(split_sentences(passage.text))
@@ -209,6 +219,11 @@ class ConversationEngine:
         """The call's pipeline around the bridge's transport, ready to ``run``. ``control`` is
         the bridge's call control (transfers); without one, handoffs end in a callback offer."""
         settings = self.settings
+        mood = None
+        if self.escalation_model is not None:
+            mood = CallMood(self.escalation_model, self.escalation_settings,
+                            baseline_seconds=settings.sentiment_baseline_seconds)
+            session.mood_summary = mood.summary
 
         def handover(dialogue: DialogueProcessor) -> Handover:
             return Handover(session=session, desk=self.desk, control=control,
@@ -229,11 +244,12 @@ class ConversationEngine:
             transport.input(),
             *taps_in,
             CallerTurnProcessor(session=session, vad=self.models.vad, turn_model=self.models.turn,
-                                asr=self.models.asr, executor=self.executor, params=self.params),
+                                asr=self.models.asr, executor=self.executor, params=self.params,
+                                voice_sink=mood),
             DialogueProcessor(session=session, greeting=self.settings.greeting,
                               assistant_factory=self.new_assistant,
                               dtmf_timeout_s=self.settings.dtmf_timeout_s,
-                              handover_factory=handover),
+                              handover_factory=handover, mood=mood),
             SpeechSynthesisProcessor(session=session, synthesizer=self.models.tts,
                                      executor=self.executor),
             *taps_out,

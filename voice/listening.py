@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from pipecat.frames.frames import Frame, InputAudioRawFrame
@@ -49,6 +50,15 @@ log = logging.getLogger("iva.listening")
 SAMPLE_RATE = 16_000
 _BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 _PRE_ROLL_MS = 300  # audio kept from before the VAD fired, so first syllables are not lost
+
+
+class VoiceSink(Protocol):
+    """Who else listens to the caller's speech (``voice.mood.CallMood``: the voice's mood)."""
+
+    def speech_started(self) -> None: ...
+    def feed(self, pcm16k: bytes) -> None: ...
+    def speech_stopped(self) -> None: ...
+    def barge_in(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +139,12 @@ class CallerTurnProcessor(FrameProcessor):
         asr: WhisperTranscriber,
         executor: Executor,
         params: ListeningParams,
+        voice_sink: VoiceSink | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
         self._session = session
+        self._voice = voice_sink
         self._vad = vad.stream()
         self._turn_model = turn_model
         self._asr = asr
@@ -177,6 +189,8 @@ class CallerTurnProcessor(FrameProcessor):
         if self._segment is not None:
             self._segment.append(pcm)
             self._segment_bytes += len(pcm)
+            if self._voice is not None:
+                self._voice.feed(pcm)
             if self._segment_bytes > self._params.max_turn_ms * _BYTES_PER_MS:
                 await self._finish_turn(self._detector.last_speech_end_ms, forced=True)
         else:
@@ -226,6 +240,8 @@ class CallerTurnProcessor(FrameProcessor):
             self._overlap = self._session.assistant_busy
             self._barged_in = False
             self._early_check = None
+            if self._voice is not None:
+                self._voice.speech_started()
         elif isinstance(event, SpeechHesitated):
             self._start_speculation()
         elif isinstance(event, SpeechResumed):
@@ -335,6 +351,8 @@ class CallerTurnProcessor(FrameProcessor):
         timings = {"asr_ms": int(transcript.compute_s * 1000),
                    "endpoint_ms": int((time.monotonic() - speech_end_at) * 1000)}
         self._reset_segment()
+        if self._voice is not None:
+            self._voice.speech_stopped()
         if not text:
             self._session.event("noise", start_ms=start_ms, end_ms=end_ms)
             return
@@ -349,6 +367,8 @@ class CallerTurnProcessor(FrameProcessor):
         self._barged_in = True
         if not self._session.assistant_busy:
             return
+        if self._voice is not None:
+            self._voice.barge_in()
         turn = self._session.interrupted(speech_onset_ms=self._detector.segment_start_ms)
         log.info("call %s: barge-in (%s) during answer %s", self._session.call_id, why,
                  turn.seq if turn else "-")

@@ -103,6 +103,8 @@ class CallSession:
         self.on_hold = False
         # How the call ended when the conversation knows better than the bridge ("transferred").
         self.final_outcome: str | None = None
+        # The caller's mood so far ({"label", "trend"}), when the call measures it.
+        self.mood_summary: Callable[[], dict[str, Any]] | None = None
         # Called once the call has ended (after its record is closed): recordings, the desk.
         self.on_end: list[Callable[[], None]] = []
 
@@ -147,17 +149,19 @@ class CallSession:
 
     # ---------------------------------------------------------------- caller side
     def caller_turn(self, text: str, *, start_ms: int, end_ms: int, intent: str | None = None,
-                    confidence: float | None = None, meta: dict[str, Any] | None = None) -> None:
+                    confidence: float | None = None, sentiment: float | None = None,
+                    meta: dict[str, Any] | None = None) -> None:
         if self.call_id is None or self.ended:
             return
         self._recorder.add_turn(
             self.call_id, speaker="caller", text=text, start_ms=start_ms, end_ms=end_ms,
-            intent=intent, confidence=confidence, meta=meta,
+            intent=intent, confidence=confidence, sentiment=sentiment, meta=meta,
         )
         log.info("call %s: caller turn %d-%d ms (%d words)", self.call_id, start_ms, end_ms,
                  len(text.split()))
         self._add_to_transcript({"speaker": "caller", "text": text, "start_ms": start_ms,
-                                 "end_ms": end_ms, "intent": intent, "confidence": confidence})
+                                 "end_ms": end_ms, "intent": intent, "confidence": confidence,
+                                 "sentiment": sentiment})
 
     def agent_turn(self, text: str, *, start_ms: int, end_ms: int) -> None:
         """A human agent's words, once the call has been handed over."""
@@ -171,6 +175,8 @@ class CallSession:
     def sentiment_summary(self) -> dict[str, Any]:
         """How the caller has sounded so far: the label of the last turn and the trend of
         per-turn scores (empty until sentiment is measured)."""
+        if self.mood_summary is not None:
+            return self.mood_summary()
         scores = [t["sentiment"] for t in self.transcript
                   if t["speaker"] == "caller" and t.get("sentiment") is not None]
         if not scores:

@@ -63,6 +63,28 @@ class Settings(BaseSettings):
         description="How long a caller waits on hold for an agent before a callback is offered",
     )
     hold_audio: bool = Field(default=True, description="Play hold tones while the caller waits")
+    escalation: bool = Field(
+        default=True, description="Hand frustrated callers to a human before it boils over",
+    )
+    escalation_threshold: float = Field(
+        default=0.7, gt=0.0, le=1.0, description="Smoothed risk at which a call is handed over",
+    )
+    escalation_margin: float = Field(
+        default=0.15, ge=0.0, lt=1.0,
+        description="Two turns in a row at threshold minus this also hand the call over",
+    )
+    escalation_smoothing: float = Field(
+        default=0.3, ge=0.0, lt=1.0, description="Weight of the previous turn's risk",
+    )
+    escalation_prior: float = Field(default=0.1, ge=0.0, le=1.0,
+                                    description="The risk before the first turn")
+    escalation_weights_path: Path | None = Field(
+        default=None, description="Fitted escalation weights (JSON); default the shipped model",
+    )
+    sentiment_baseline_seconds: float = Field(
+        default=3.0, gt=0.0, le=30.0,
+        description="Speech at the start of a call that sets the caller's own voice baseline",
+    )
 
     # --- access: people and programs --------------------------------------------------------
     admin_user: str | None = Field(

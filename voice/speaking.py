@@ -27,6 +27,7 @@ from nlu.slots import DtmfCollector
 from telephony.frames import CallStartedFrame, SpeechMarkFrame
 from voice.frames import AssistantReplyFrame, CallerTurnFrame
 from voice.handover import Handover
+from voice.mood import ESCALATION_ANNOUNCEMENT, CallMood
 from voice.session import AssistantTurn, CallSession
 from voice.tts import PiperSynthesizer, duration_ms, split_sentences
 
@@ -50,9 +51,11 @@ class DialogueProcessor(FrameProcessor):
     def __init__(self, *, session: CallSession, assistant_factory: AssistantFactory,
                  greeting: str, dtmf_timeout_s: float = 5.0,
                  handover_factory: Callable[[DialogueProcessor], Handover] | None = None,
-                 **kwargs: object) -> None:
+                 mood: CallMood | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._session = session
+        self._mood = mood
+        self._mood_escalated = False
         self._handover = handover_factory(self) if handover_factory else None
         self._handover_task: asyncio.Task[None] | None = None
         self._make_assistant = assistant_factory
@@ -145,8 +148,11 @@ class DialogueProcessor(FrameProcessor):
             log.exception("call %s: the assistant failed on a turn", self._session.call_id)
             self._session.event("assistant_error")
             reply = Reply("error", 0.0, SOMETHING_WENT_WRONG)
-        meta: dict[str, object] = {**(timings or {}),
-                                   "route_ms": int((time.perf_counter() - started) * 1000)}
+        route_ms = int((time.perf_counter() - started) * 1000)
+        sentiment = None
+        if self._mood is not None and text:
+            reply, sentiment = self._watch_mood(text, reply)
+        meta: dict[str, object] = {**(timings or {}), "route_ms": route_ms}
         if dtmf:
             meta["dtmf"] = dtmf.rstrip("#")
         if reply.slots:
@@ -156,7 +162,7 @@ class DialogueProcessor(FrameProcessor):
             meta["facts"] = reply.facts
         self._session.caller_turn(
             text or f"[keypad] {dtmf}", start_ms=start_ms, end_ms=end_ms, intent=reply.intent,
-            confidence=round(reply.confidence, 3), meta=meta,
+            confidence=round(reply.confidence, 3), sentiment=sentiment, meta=meta,
         )
         self._session.expecting = reply.expects
         if reply.passage_ids:
@@ -173,6 +179,25 @@ class DialogueProcessor(FrameProcessor):
             self._start_handover(reply.escalate)
         if reply.ticket and self._handover is not None:
             self._handover.ticket(reply.ticket)
+
+    def _watch_mood(self, text: str, reply: Reply) -> tuple[Reply, float]:
+        """Sentiment of the turn and the escalation risk; a call that needs a human gets one,
+        with the reasons, before frustration boils over."""
+        mood = self._mood
+        assert mood is not None
+        acted_on = reply.intent if reply.confidence >= self.assistant.threshold else None
+        turn, decision = mood.caller_turn(text, acted_on)
+        if decision.changed:
+            self._session.event("escalation_risk", **decision.event_data())
+        busy = self._handover is not None and self._handover.handoff is not None
+        if decision.escalate and not reply.escalate and not busy and not self._mood_escalated:
+            self._mood_escalated = True  # once a call: after a handover, never again
+            reason = "frustration: " + ("; ".join(decision.reasons) or "high escalation risk")
+            self.assistant.flow = None
+            reply = Reply("escalation", round(decision.risk, 3), ESCALATION_ANNOUNCEMENT,
+                          escalate=reason, slots=reply.slots)
+        mood.assistant_reply(reply)
+        return reply, round(turn.score, 3)
 
     async def _record_on_hold(self, text: str, *, dtmf: str, start_ms: int, end_ms: int) -> None:
         """Waiting for an agent: the caller's words are kept (the agent sees them), not answered."""

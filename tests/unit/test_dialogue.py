@@ -18,9 +18,12 @@ pytestmark = pytest.mark.unit
 class EchoAssistant:
     """Replies with what it got; escalates when asked for an agent."""
 
+    threshold = 0.85
+
     def __init__(self, call_id: str, caller: str | None) -> None:
         self.call_id, self.caller = call_id, caller
         self.turns: list[tuple[str, str]] = []
+        self.flow = None
 
     def respond(self, text: str, *, dtmf: str = "") -> Reply:
         self.turns.append((text, dtmf))
@@ -106,3 +109,46 @@ async def test_an_assistant_that_fails_gets_an_apology_not_a_dead_call():
     assert replies(down)[0].startswith("Sorry, something went wrong")
     assert replies(down)[1] == "got hello"
     assert "assistant_error" in recorder.events("CA1")
+
+
+def make_with_mood():
+    from nlu.escalation import EscalationModel, EscalationSettings
+    from voice.mood import CallMood
+
+    recorder = MemoryRecorder()
+    session = CallSession(recorder, channel="twilio")
+    session.begin("CA1", caller="+15550100")
+    mood = CallMood(EscalationModel.default(), EscalationSettings())
+    processor = DialogueProcessor(session=session, assistant_factory=EchoAssistant,
+                                  greeting="Hi.", mood=mood)
+    return processor, recorder
+
+
+def turns(*texts: str) -> list:
+    return [CallerTurnFrame(text=t, start_ms=i * 5000, end_ms=i * 5000 + 3000, speech_end_at=0.0)
+            for i, t in enumerate(texts)]
+
+
+async def test_a_boiling_caller_is_handed_over_with_the_reasons():
+    from voice.mood import ESCALATION_ANNOUNCEMENT
+
+    processor, recorder = make_with_mood()
+    down, _ = await run_test(processor, frames_to_send=turns(
+        "where is my order",
+        "this is the third time I've called and nobody fixed it, this is ridiculous",
+        "I am sick of this, you people are useless and I want my money back now",
+        "this is a joke"))
+    said = replies(down)
+    assert ESCALATION_ANNOUNCEMENT in said[1:3], said  # within two turns of the first signal
+    (event,) = [e for e in recorder.calls["CA1"]["events"] if e["type"] == "escalation"]
+    assert event["reason"].startswith("frustration: ")
+    scores = [t["sentiment"] for t in recorder.turns_of("caller")]
+    assert scores[0] > scores[1] and scores[1] < 0
+
+
+async def test_a_calm_caller_is_not_handed_over():
+    processor, recorder = make_with_mood()
+    down, _ = await run_test(processor, frames_to_send=turns(
+        "where is my order", "it's one zero zero one", "ok thanks, that's helpful",
+        "no that's all, have a nice day"))
+    assert not [e for e in recorder.calls["CA1"]["events"] if e["type"] == "escalation"]
