@@ -474,6 +474,9 @@ class Assistant:
             return None  # a second miss: _unsure offers an agent
         if yes_no is None:
             return None
+        if len(turn.said.split()) > 6 and intent not in ("affirm", "deny", "goodbye"):
+            # "this is my third time and no one fixed it" holds a "no" but answers nothing.
+            return None
         if prompt == "agent_offer":
             if yes_no:
                 return self._to_agent(turn, "caller accepted the offer of an agent")

@@ -116,14 +116,17 @@ class Voices:
         self.folder = folder
         self._n = 0
 
-    def say(self, text: str, *, voice: str = "flite") -> Path:
+    def say(self, text: str, *, voice: str = "flite", pitch: int = 50, speed: int = 155,
+            amplitude: int = 100) -> Path:
+        """``text`` spoken by flite (slt) or espeak-ng (en-us, with ``pitch`` 0-99, ``speed`` in
+        words per minute and ``amplitude`` 0-200: an angry caller is higher, faster, louder)."""
         self._n += 1
         path = self.folder / f"caller-{self._n}.wav"
         if voice == "flite" and shutil.which("flite"):
             subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True)
         elif shutil.which("espeak-ng"):
-            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "155", "-w", str(path), text],
-                           check=True)
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-p", str(pitch),
+                            "-a", str(amplitude), "-w", str(path), text], check=True)
         else:  # pragma: no cover - scripts/test installs both
             pytest.fail("neither flite nor espeak-ng is installed (scripts/test installs them)")
         return path

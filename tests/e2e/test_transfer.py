@@ -255,3 +255,31 @@ async def test_an_agent_accepts_on_the_desk_in_a_real_browser(transfer_server, t
     (handoff,) = [h for h in transfer_server.get_json("/api/handoffs")["handoffs"]  # type: ignore[index]
                   if h["call_id"] == call_sid]
     assert handoff["status"] == "connected" and handoff["notes"][0]["text"].startswith("Customer")
+
+
+async def test_an_angry_caller_is_handed_over_within_two_turns_of_the_first_signal(
+        transfer_server, voices):
+    calm = {"voice": "espeak", "pitch": 45, "speed": 150, "amplitude": 90}
+    angry = {"voice": "espeak", "pitch": 75, "speed": 180, "amplitude": 190}
+    call_sid = "CA" + "e2e4" * 8
+    result = await place_call(transfer_server.ws_url, [
+        CallerTurn(wav=voices.say("Hi, I am calling about my order.", **calm)),
+        CallerTurn(wav=voices.say("It is one zero zero one.", **calm)),
+        CallerTurn(wav=voices.say("This is the third time I have called and nobody fixed it. "
+                                  "This is ridiculous!", **angry)),
+        CallerTurn(wav=voices.say("I am sick of waiting. You people are useless!", **angry)),
+    ], call_sid=call_sid, final_listen_s=10.0)
+    record = transfer_server.call_record(call_sid)
+    assert len(result.turns) == 4, [(t["speaker"], t["text"], t["intent"]) for t in record["turns"]]
+    caller_turns = [t for t in record["turns"] if t["speaker"] == "caller"]
+    first_signal = next(i for i, t in enumerate(caller_turns) if "third time" in t["text"].lower())
+    escalations = [e for e in record["events"] if e["type"] == "escalation"]
+    assert escalations, [e for e in record["events"] if e["type"] == "escalation_risk"]
+    assert escalations[0]["reason"].startswith("frustration"), escalations[0]
+    handed_over_at = next(i for i, t in enumerate(caller_turns) if t["intent"] == "escalation")
+    assert handed_over_at - first_signal <= 1, caller_turns  # this turn or the next
+    (handoff,) = [h for h in transfer_server.get_json("/api/handoffs")["handoffs"]  # type: ignore[index]
+                  if h["call_id"] == call_sid]
+    words = " ".join(t["text"] for t in handoff["transcript"]).lower()
+    assert "third time" in words and "ridiculous" in words, words
+    assert handoff["sentiment"]["label"] == "negative" and len(handoff["sentiment"]["trend"]) >= 3

@@ -55,6 +55,9 @@ async def test_three_kb_questions_get_spoken_answers_with_the_right_facts(server
         assert answer["interrupted"] is False and answer["text"]
         assert answer["end_ms"] >= answer["start_ms"]
     assert any(e["type"] == "kb_passages" for e in record["events"])
+    # A calm caller is not handed over.
+    assert not {"escalation", "handoff"} & {e["type"] for e in record["events"]}
+    assert all(t["sentiment"] is not None and t["sentiment"] > -0.25 for t in caller_turns)
     check_recording(server, result.call_sid, caller_turns, answers[1:])
 
 

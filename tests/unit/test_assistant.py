@@ -268,3 +268,9 @@ def test_a_bad_threshold_is_refused(classifier, answerer, backend):
     context = FlowContext(backend, call_id="CA", today=DEMO_TODAY)
     with pytest.raises(ValueError, match="threshold"):
         Assistant(classifier=classifier, answerer=answerer, context=context, threshold=1.5)
+
+
+def test_a_long_complaint_with_a_no_in_it_is_not_a_no_to_anything_else(call):
+    _, _, complaint = talk(call(), "where is my order", "one zero zero one",
+                           "this is my third time i called and no one fixed it, it's ridiculous")
+    assert not complaint.end_call
