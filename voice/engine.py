@@ -37,6 +37,7 @@ from nlu.escalation import EscalationModel, EscalationSettings
 from nlu.flows import FlowContext
 from nlu.summary import handoff_summary
 from review.handoffs import AgentDesk
+from review.redaction import Word, redact, redact_words
 from review.store import CallStore
 from voice.asr import WhisperTranscriber
 from voice.handover import Handover, TransferControl
@@ -206,9 +207,14 @@ class ConversationEngine:
         offset_ms = int((turn.pop("stream_started_at") - started).total_seconds() * 1000)
         turn = {**turn, "start_ms": turn["start_ms"] + offset_ms,
                 "end_ms": turn["end_ms"] + offset_ms}
+        redaction = redact(turn["text"])
+        turn["text"] = redaction.text
+        meta: dict[str, Any] = {"after_transfer": True}
+        if redaction.spans:
+            meta["redacted"] = sorted({span.kind for span in redaction.spans})
         self.store.add_turn(call_id, speaker=turn["speaker"], text=turn["text"],
                             start_ms=max(0, turn["start_ms"]), end_ms=max(0, turn["end_ms"]),
-                            meta={"after_transfer": True})
+                            meta=meta)
         self.desk.add_transcript(call_id, turn)
 
     def monitor_finished(self, call_id: str) -> None:
@@ -267,12 +273,31 @@ class ConversationEngine:
         if not session.call_id:
             return
         path = self.settings.recordings_folder / f"{session.call_id}.wav"
+        for start_ms, end_ms in session.pii_spans_ms:
+            recording.silence_caller(self._pii_intervals(recording, start_ms, end_ms))
         try:
             recording.write(path)
         except OSError as exc:
             log.error("call %s: recording not written: %s", session.call_id, exc)
             return
         log.info("call %s: recording written (%s)", session.call_id, path.name)
+
+    def _pii_intervals(self, recording: CallRecording, start_ms: int,
+                       end_ms: int) -> list[tuple[float, float]]:
+        """Where, in seconds from the call's start, the PII of a turn was said: the turn is
+        transcribed again with word timestamps and redacted word by word. When the words do
+        not line up with the redaction (the recogniser heard it differently this time), the
+        whole turn is silenced: better a silent turn than a card number in a recording."""
+        whole = [(start_ms / 1000, end_ms / 1000)]
+        try:
+            words = self.models.asr.words(recording.caller_audio(start_ms, end_ms))
+        except Exception:
+            log.exception("word timestamps failed; the whole turn is silenced")
+            return whole
+        _, intervals = redact_words([Word(w.text, w.start_s, w.end_s) for w in words])
+        if not intervals:
+            return whole
+        return [(start_ms / 1000 + a, start_ms / 1000 + b) for a, b in intervals]
 
     def recording_path(self, call_id: str) -> Path | None:
         """The recording of ``call_id``, if there is one."""

@@ -28,6 +28,7 @@ from pipecat.frames.frames import Frame, TTSAudioRawFrame
 
 from nlu.assistant import Assistant, Reply
 from review.handoffs import AgentDesk, Handoff
+from review.redaction import redact
 from voice.frames import AssistantReplyFrame
 from voice.session import CallSession
 
@@ -164,6 +165,8 @@ class Handover:
         if handoff is None:
             return
         status = "message" if ticket.get("kind") == "message" else "callback"
+        if "text" in ticket:  # a caller's message may hold a card or phone number
+            ticket = {**ticket, "text": redact(str(ticket["text"])).text}
         self._desk.set_status(handoff.id, status, ticket=ticket)
         self._session.event("ticket", handoff_id=handoff.id, kind=status)
 

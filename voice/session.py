@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from review.redaction import redact
+
 log = logging.getLogger("iva.call")
 
 
@@ -105,6 +107,8 @@ class CallSession:
         self.final_outcome: str | None = None
         # The caller's mood so far ({"label", "trend"}), when the call measures it.
         self.mood_summary: Callable[[], dict[str, Any]] | None = None
+        # Turns (start_ms, end_ms) whose words were redacted: the recording is silenced there.
+        self.pii_spans_ms: list[tuple[int, int]] = []
         # Called once the call has ended (after its record is closed): recordings, the desk.
         self.on_end: list[Callable[[], None]] = []
 
@@ -153,6 +157,7 @@ class CallSession:
                     meta: dict[str, Any] | None = None) -> None:
         if self.call_id is None or self.ended:
             return
+        text, meta = self._redacted(text, start_ms, end_ms, meta)
         self._recorder.add_turn(
             self.call_id, speaker="caller", text=text, start_ms=start_ms, end_ms=end_ms,
             intent=intent, confidence=confidence, sentiment=sentiment, meta=meta,
@@ -167,10 +172,23 @@ class CallSession:
         """A human agent's words, once the call has been handed over."""
         if self.call_id is None or self.ended:
             return
+        text, meta = self._redacted(text, start_ms, end_ms, None)
         self._recorder.add_turn(self.call_id, speaker="agent", text=text, start_ms=start_ms,
-                                end_ms=end_ms)
+                                end_ms=end_ms, meta=meta)
         self._add_to_transcript({"speaker": "agent", "text": text, "start_ms": start_ms,
                                  "end_ms": end_ms})
+
+    def _redacted(self, text: str, start_ms: int, end_ms: int,
+                  meta: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+        """PII out before anything is stored: the text gets placeholders ("[card]"), the
+        turn's span is remembered so the recording can be silenced there too."""
+        redaction = redact(text)
+        if not redaction.spans:
+            return text, meta
+        kinds = sorted({span.kind for span in redaction.spans})
+        self.pii_spans_ms.append((start_ms, end_ms))
+        log.info("call %s: %s redacted from a turn", self.call_id, ", ".join(kinds))
+        return redaction.text, {**(meta or {}), "redacted": kinds}
 
     def sentiment_summary(self) -> dict[str, Any]:
         """How the caller has sounded so far: the label of the last turn and the trend of

@@ -63,20 +63,9 @@ async def test_three_kb_questions_get_spoken_answers_with_the_right_facts(server
 
 def check_recording(server, call_sid: str, caller_turns: list[dict], answers: list[dict]) -> None:
     """The stereo recording: caller left, assistant right, on the transcript's clock."""
-    import io
-    import urllib.request
-    import wave
+    from tests.e2e.test_pii_call import recording
 
-    from tests.e2e.conftest import API_TOKEN
-
-    request = urllib.request.Request(f"{server.base_url}/api/calls/{call_sid}/recording",
-                                     headers={"Authorization": f"Bearer {API_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.headers["Content-Type"] == "audio/wav"
-        data = response.read()
-    with wave.open(io.BytesIO(data)) as wav:
-        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
-        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
+    frames = recording(server, call_sid)
 
     def loudness(channel: int, start_ms: int, end_ms: int) -> float:
         part = frames[start_ms * 8:end_ms * 8, channel].astype(np.float64)

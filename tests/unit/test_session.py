@@ -100,3 +100,20 @@ def test_events_before_start_are_dropped_quietly():
     session.event("dtmf", digit="1")
     session.end("error")
     assert recorder.calls == {}
+
+
+def test_pii_is_redacted_before_the_turn_is_stored_and_remembered_for_the_recording():
+    from tests.fakes import MemoryRecorder
+
+    recorder = MemoryRecorder()
+    session = CallSession(recorder, channel="twilio")
+    session.begin("CA-pii", caller="+15550100")
+    session.caller_turn("my card is 4111 1111 1111 1111 and order 1001", start_ms=1000,
+                        end_ms=4000)
+    (turn,) = recorder.turns_of("caller")
+    assert "4111" not in turn["text"] and "[card]" in turn["text"] and "1001" in turn["text"]
+    assert turn["meta"]["redacted"] == ["card"]
+    assert session.pii_spans_ms == [(1000, 4000)]
+    assert "4111" not in session.transcript[-1]["text"]
+    session.caller_turn("where is order 1001", start_ms=5000, end_ms=6000)
+    assert session.pii_spans_ms == [(1000, 4000)]
