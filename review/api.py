@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from review.store import CallStore, StoreError
+from review.records import StoreError
+from review.repository import CallRepository
 
 __all__ = ["MAX_PAGE_SIZE", "calls_router"]
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 500
 
 
-def calls_router(store: CallStore) -> APIRouter:
+def calls_router(store: CallRepository) -> APIRouter:
     """The ``/api/calls`` routes, reading from ``store``."""
     router = APIRouter(tags=["calls"])
 

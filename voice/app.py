@@ -21,8 +21,9 @@ from kb.index import KnowledgeBaseError
 from review.api import calls_router
 from review.auth import Authenticator, Principal, auth_router, protect_api
 from review.desk_api import desk_router
+from review.repository import open_store
+from review.retention import retain_daily
 from review.sessions import load_session_secret
-from review.store import CallStore
 from review.users import UserStore, ensure_admin
 from telephony.twilio.routes import twilio_router
 from voice.engine import ConversationEngine, SpeechModels, warm_up
@@ -32,7 +33,7 @@ log = logging.getLogger("iva.app")
 
 
 def build_engine(settings: Settings) -> ConversationEngine:
-    store = CallStore(settings.database_file)
+    store = open_store(settings.database_url, settings.database_file)
     unfinished = store.mark_unfinished_calls()
     if unfinished:
         log.warning("%d call(s) were cut off by the last shutdown; marked as such", unfinished)
@@ -72,9 +73,12 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         if settings.tts_warm_cache:
             conversation.start_warming_speech()
         log.info("ready to take calls on http://%s:%d", settings.host, settings.port)
+        retention = asyncio.create_task(retain_daily(
+            conversation.store, settings.retention_days, settings.recordings_folder))
         try:
             yield
         finally:
+            retention.cancel()
             users.close()
             if owned:
                 conversation.close()

@@ -38,7 +38,7 @@ from nlu.flows import FlowContext
 from nlu.summary import handoff_summary
 from review.handoffs import AgentDesk
 from review.redaction import Word, redact, redact_words
-from review.store import CallStore
+from review.repository import CallRepository
 from voice.asr import WhisperTranscriber
 from voice.handover import Handover, TransferControl
 from voice.listening import CallerTurnProcessor, ListeningParams
@@ -81,7 +81,7 @@ class SpeechModels:
 class ConversationEngine:
     """Shared by all calls of the process; holds models, knowledge and the call store."""
 
-    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallStore,
+    def __init__(self, settings: Settings, *, models: SpeechModels, store: CallRepository,
                  backend: Backend | None = None,
                  classifier: IntentClassifier | None = None) -> None:
         self.settings = settings

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     database_path: Path | None = Field(
         default=None, description="SQLite file for call records; default <data_dir>/calls.sqlite3"
     )
+    database_url: str | None = Field(
+        default=None, repr=False,
+        description="postgresql://user:pass@host/db for call records in PostgreSQL; unset: SQLite",
+    )
+    retention_days: int = Field(
+        default=0, ge=0, description="Delete call records and recordings older than this (0: keep)",
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL Twilio reaches us at (https://iva.example.com); default from the request",
