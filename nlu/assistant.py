@@ -117,7 +117,7 @@ _ABOUT: Final[dict[str, str]] = {
 # "my headphones", "the one I bought", "ORD-1001": a return question about the caller's own
 # order goes to the eligibility flow, a policy question to the KB.
 _OWN_ORDER = re.compile(
-    r"\b(?:my|i (?:bought|ordered|got|purchased|received)|it|this|these|them|ive had)\b")
+    r"\bmy (?!money\b|refund\b)\w+|\bi (?:bought|ordered|purchased|received)\b")
 # "and for Plus members?", "what about express?": a follow-up to the last KB answer.
 _FOLLOW_UP = re.compile(r"^(?:and|but|so|also|what about|how about|and what about|what if|"
                         r"same for|is that (?:the same|true))\b")

@@ -44,7 +44,7 @@ def add_calls(store: CallStore, count: int) -> None:
 def test_an_empty_store_lists_no_calls(client: TestClient) -> None:
     response = client.get("/api/calls")
     assert response.status_code == 200
-    assert response.json() == {"calls": []}
+    assert response.json() == {"calls": [], "total": 0}
 
 
 def test_calls_are_listed_newest_first_as_summaries(store: CallStore, client: TestClient) -> None:
@@ -54,9 +54,11 @@ def test_calls_are_listed_newest_first_as_summaries(store: CallStore, client: Te
     calls = client.get("/api/calls").json()["calls"]
 
     assert [c["id"] for c in calls] == ["c2", "c1", "c0"]
-    assert calls[1] == {"id": "c1", "channel": "twilio", "caller": None,
-                        "started_at": "2025-03-04T10:00:01+00:00", "ended_at": None,
-                        "outcome": None, "turn_count": 1}
+    assert {k: calls[1][k] for k in ("id", "channel", "caller", "started_at", "ended_at",
+                                     "outcome", "turn_count")} == {
+        "id": "c1", "channel": "twilio", "caller": None,
+        "started_at": "2025-03-04T10:00:01+00:00", "ended_at": None, "outcome": None,
+        "turn_count": 1}
 
 
 def test_limit_and_offset_page_through_the_calls(store: CallStore, client: TestClient) -> None:
@@ -97,7 +99,7 @@ def test_a_call_is_served_in_the_architecture_shape(store: CallStore, client: Te
 
     assert response.status_code == 200
     call = response.json()
-    assert set(call) == CALL_KEYS
+    assert set(call) == CALL_KEYS | {"handoffs"}
     assert {key: call[key] for key in CALL_KEYS - {"turns", "events"}} == {
         "id": "CA42", "channel": "asterisk", "caller": "+15550100",
         "started_at": "2025-03-04T10:00:00+00:00", "ended_at": "2025-03-04T10:00:12+00:00",
@@ -127,3 +129,40 @@ def test_a_store_that_fails_answers_503_not_a_traceback(
         response = client.get(path)
         assert response.status_code == 503
         assert response.json() == {"detail": "call store unavailable"}
+
+
+def test_filters_and_full_text_search_narrow_the_list(store: CallStore, client: TestClient) -> None:
+    add_calls(store, 3)
+    store.add_turn("c0", speaker="caller", text="my kettle arrived broken", start_ms=0,
+                   intent="returns_refunds", sentiment=-0.6)
+    store.add_turn("c2", speaker="caller", text="where is my order", start_ms=0,
+                   intent="order_status", sentiment=0.1)
+    store.end_call("c2", ended_at=T0 + timedelta(minutes=2), outcome="transferred")
+
+    def ids(**params: object) -> list[str]:
+        return [c["id"] for c in client.get("/api/calls", params=params).json()["calls"]]
+
+    assert ids(q="kettle") == ["c0"]
+    assert ids(intent="order_status") == ["c2"]
+    assert ids(transferred="true") == ["c2"]
+    assert ids(sentiment_below=-0.5) == ["c0"]
+    assert ids(since="2025-03-04T10:00:01", until="2025-03-04T10:00:02") == ["c1"]
+    assert client.get("/api/calls", params={"sentiment_below": 5}).status_code == 422
+
+
+def test_an_agent_sees_only_the_calls_they_took(store: CallStore) -> None:
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+
+    add_calls(store, 2)
+    store.save_handoff({"id": "H1", "call_id": "c1", "status": "connected",
+                        "created_at": "2025-03-04T10:00:05+00:00",
+                        "updated_at": "2025-03-04T10:00:05+00:00", "accepted_by": "ana"})
+    agent = SimpleNamespace(name="ana", is_supervisor=False)
+    app = FastAPI()
+    app.include_router(calls_router(store, principal=lambda: agent))
+    with TestClient(app) as client:
+        assert [c["id"] for c in client.get("/api/calls").json()["calls"]] == ["c1"]
+        assert client.get("/api/calls/c0").status_code == 404
+        assert client.get("/api/calls/c1").json()["handoffs"][0]["accepted_by"] == "ana"
