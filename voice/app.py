@@ -21,6 +21,7 @@ from kb.index import KnowledgeBaseError
 from review.api import calls_router
 from review.auth import Authenticator, Principal, auth_router, protect_api
 from review.desk_api import desk_router
+from review.pages import review_pages_router
 from review.repository import open_store
 from review.retention import retain_daily
 from review.sessions import load_session_secret
@@ -93,7 +94,9 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     app.state.auth = auth
     supervisor_only = Depends(auth.require("supervisor"))
     app.include_router(auth_router(auth))
-    app.include_router(calls_router(conversation.store))
+    app.include_router(calls_router(conversation.store, principal=auth.require()))
+    app.include_router(review_pages_router(supervisor=auth.require("supervisor"),
+                                           signed_in=auth.require()))
     app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),
                                    websocket_principal=auth.authenticate_websocket))
     protect_api(app, auth)  # every /api/* route needs a login or the API token
@@ -119,6 +122,11 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         if path is None:
             raise HTTPException(status_code=404, detail=f"no recording for call {call_id}")
         return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
+
+    @app.get("/api/intents")
+    async def intents() -> dict[str, list[str]]:
+        """The intents the classifier knows (for correcting a turn's intent)."""
+        return {"intents": sorted(conversation.classifier.labels)}
 
     @app.post("/api/kb/reload")
     async def reload_knowledge(_who: Principal = supervisor_only) -> dict[str, object]:
