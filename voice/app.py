@@ -21,6 +21,7 @@ from kb.index import KnowledgeBaseError
 from review.api import calls_router
 from review.auth import Authenticator, Principal, auth_router, protect_api
 from review.desk_api import desk_router
+from review.kpi_api import kpi_router
 from review.pages import review_pages_router
 from review.repository import open_store
 from review.retention import retain_daily
@@ -95,6 +96,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     supervisor_only = Depends(auth.require("supervisor"))
     app.include_router(auth_router(auth))
     app.include_router(calls_router(conversation.store, principal=auth.require()))
+    app.include_router(kpi_router(conversation.store, principal_page=auth.require("supervisor"),
+                                  principal_api=auth.require("supervisor")))
     app.include_router(review_pages_router(supervisor=auth.require("supervisor"),
                                            signed_in=auth.require()))
     app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),
