@@ -73,7 +73,8 @@ def call_summary(row: Row) -> dict[str, Any]:
 
 def turn_dict(row: Row) -> dict[str, Any]:
     turn = {name: row[name] for name in TURN_FIELDS}
-    return {**turn, "interrupted": bool(row["interrupted"]), **json.loads(row["meta"])}
+    return {**turn, "interrupted": bool(row["interrupted"]), **json.loads(row["meta"]),
+            "id": row["id"]}
 
 
 def event_dict(row: Row) -> dict[str, Any]:

@@ -217,6 +217,15 @@ class SqlCallStore:
             call = _call_row(db, call_id)
             return None if call is None else self._records(db, [call])[0]
 
+    def get_turn(self, turn_id: int) -> dict[str, Any] | None:
+        """One turn in get_call()'s shape plus its ``id`` and ``call_id``, or None."""
+        with self._transaction(write=False) as db:
+            try:
+                row = self._require_turn(db, turn_id, "*", "")
+            except UnknownTurnError:
+                return None
+        return {"id": row["id"], "call_id": row["call_id"], **turn_dict(row)}
+
     def list_calls(self, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """Summaries of calls, newest first: id, channel, caller, times, outcome, turn_count."""
         limit, offset = valid_whole("limit", limit), valid_whole("offset", offset)

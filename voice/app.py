@@ -22,6 +22,7 @@ from review.api import calls_router
 from review.auth import Authenticator, Principal, auth_router, protect_api
 from review.desk_api import desk_router
 from review.kpi_api import kpi_router
+from review.labels_api import labels_router
 from review.pages import review_pages_router
 from review.repository import open_store
 from review.retention import retain_daily
@@ -98,6 +99,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     app.include_router(calls_router(conversation.store, principal=auth.require()))
     app.include_router(kpi_router(conversation.store, principal_page=auth.require("supervisor"),
                                   principal_api=auth.require("supervisor")))
+    app.include_router(labels_router(conversation.store, reviewer=auth.require("supervisor"),
+                                     intents=conversation.classifier.labels))
     app.include_router(review_pages_router(supervisor=auth.require("supervisor"),
                                            signed_in=auth.require()))
     app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),

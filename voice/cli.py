@@ -201,11 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     escalation.add_argument("rest", nargs=argparse.REMAINDER)
     escalation.set_defaults(func=_eval_escalation)
 
+    from nlu.retrain import add_nlu_commands
     from review.db_cli import add_db_commands
     from review.users_cli import add_users_commands
 
     add_users_commands(sub)
     add_db_commands(sub)
+    add_nlu_commands(sub)
     return parser
 
 

@@ -106,9 +106,9 @@ def test_a_call_is_served_in_the_architecture_shape(store: CallStore, client: Te
         "outcome": "transferred",
     }
     caller_turn, assistant_turn = call["turns"]
-    assert set(caller_turn) == TURN_KEYS
+    assert set(caller_turn) == TURN_KEYS | {"id"}
     assert caller_turn["speaker"] == "caller" and caller_turn["confidence"] == 0.81
-    assert set(assistant_turn) == TURN_KEYS | {"planned_text"}
+    assert set(assistant_turn) == TURN_KEYS | {"planned_text", "id"}
     assert assistant_turn["text"] == "I can help"
     assert assistant_turn["latency_ms"] == 400
     assert assistant_turn["interrupted"] is True
