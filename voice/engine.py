@@ -227,8 +227,13 @@ class ConversationEngine:
         settings = self.settings
         mood = None
         if self.escalation_model is not None:
-            mood = CallMood(self.escalation_model, self.escalation_settings,
-                            baseline_seconds=settings.sentiment_baseline_seconds)
+            mood = CallMood(
+                self.escalation_model, self.escalation_settings,
+                baseline_seconds=settings.sentiment_baseline_seconds,
+                on_live=lambda turn: session.event(
+                    "sentiment_live", score=round(turn.score, 3), label=turn.label,
+                    arousal=round(turn.voice_arousal, 3)),
+            )
             session.mood_summary = mood.summary
 
         def handover(dialogue: DialogueProcessor) -> Handover:

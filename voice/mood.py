@@ -9,6 +9,7 @@ each finished turn and each reply, and acts on the decision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kb.answers import DONT_KNOW
@@ -33,17 +34,28 @@ class CallMood:
     """One call's sentiment and escalation risk (see the module docstring)."""
 
     def __init__(self, model: EscalationModel, settings: EscalationSettings, *,
-                 baseline_seconds: float = 3.0) -> None:
+                 baseline_seconds: float = 3.0, live_every_s: float = 2.0,
+                 on_live: Callable[[TurnSentiment], None] | None = None) -> None:
         self.tracker = SentimentTracker(voice=VoiceTracker(baseline_seconds=baseline_seconds))
         self.predictor = EscalationPredictor(model, settings=settings)
+        self._on_live = on_live
+        self._live_every = int(live_every_s * 32000)  # bytes of 16 kHz int16 speech
+        self._since_live = 0
 
     # --- the caller's voice (from the listening side) -------------------------------------------
 
     def speech_started(self) -> None:
+        self._since_live = 0
         self.tracker.voice.speech_started()
 
     def feed(self, pcm16k: bytes) -> None:
+        """Caller audio during speech; every ``live_every_s`` of it, a provisional reading of
+        how the caller sounds goes to ``on_live`` (while they are still speaking)."""
         self.tracker.voice.feed(pcm16k)
+        self._since_live += len(pcm16k)
+        if self._on_live is not None and self._since_live >= self._live_every:
+            self._since_live = 0
+            self._on_live(self.tracker.live())
 
     def speech_stopped(self) -> None:
         self.tracker.voice.speech_stopped()

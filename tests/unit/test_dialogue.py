@@ -152,3 +152,21 @@ async def test_a_calm_caller_is_not_handed_over():
         "where is my order", "it's one zero zero one", "ok thanks, that's helpful",
         "no that's all, have a nice day"))
     assert not [e for e in recorder.calls["CA1"]["events"] if e["type"] == "escalation"]
+
+
+def test_the_mood_is_read_while_the_caller_speaks():
+    import numpy as np
+
+    from nlu.escalation import EscalationModel, EscalationSettings
+    from voice.mood import CallMood
+
+    readings = []
+    mood = CallMood(EscalationModel.default(), EscalationSettings(), live_every_s=1.0,
+                    on_live=readings.append)
+    t = np.arange(16000 * 3) / 16000
+    voice = (np.sin(2 * np.pi * 150 * t) * 8000 * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)))
+    pcm = voice.astype(np.int16).tobytes()
+    mood.speech_started()
+    for i in range(0, len(pcm), 640):
+        mood.feed(pcm[i:i + 640])
+    assert len(readings) == 3 and all(-1.0 <= r.score <= 1.0 for r in readings)
