@@ -516,13 +516,32 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: the handler reports it as usual
             return True
-        redacted = redact(message).text
+        redacted = redact_log_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text).text
+            record.exc_text = redact_log_text(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info).text
+            record.stack_info = redact_log_text(record.stack_info)
         return True
+
+
+# Identifiers in log lines (call SIDs, handoff ids, hex digests: letters and digits in one
+# word) and the service's own "<start>-<end> ms" spans are not PII; they are set aside while
+# the line is redacted, so logs stay readable and traceable.
+_LOG_SAFE = re.compile(r"\b(?=[A-Za-z_]*\d)(?=\d*[A-Za-z_])[A-Za-z0-9_]{6,}\b"
+                       r"|\b\d+-\d+ ms\b")
+
+
+def redact_log_text(text: str) -> str:
+    """:func:`redact` for log lines: identifiers and time spans are kept (see ``_LOG_SAFE``)."""
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    redacted = redact(_LOG_SAFE.sub(keep, text)).text
+    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], redacted)

@@ -291,3 +291,12 @@ def test_the_logging_filter_keeps_card_numbers_out_of_logs(caplog):
 def test_the_logging_filter_lets_a_broken_format_through_to_the_handler():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", ("only one",), None)
     assert RedactingFilter().filter(record) is True
+
+
+def test_log_lines_keep_ids_and_time_spans_but_not_pii():
+    from review.redaction import redact_log_text
+
+    line = "call CAa3d7e1234567f15a1962bb02fd4a69: caller turn 4320-6592 ms (9 words)"
+    assert redact_log_text(line) == line
+    assert redact_log_text("card 4111 1111 1111 1111 for CA12ab34") == "card [card] for CA12ab34"
+    assert "4111111111111111" not in redact_log_text("said 4111111111111111 (H1a2b3c4d)")

@@ -147,7 +147,11 @@ class _Call:
             # A new answer, to the turn being spoken or just spoken (even if the server decided
             # the caller had finished before the last voiced frame of the file was sent).
             speech = self.current.answer
-            if speech is None and audible:
+            # Over a barge-in, what still arrives while the caller is talking is the end of the
+            # interrupted answer, never the answer to the interruption.
+            talking_over = (self.current.turn is not None and not self.current.spoken
+                            and self.current.turn.barge_in_after_s is not None)
+            if speech is None and audible and not talking_over:
                 speech = self.current.answer = _Speech(started_at=now, audible_end=now)
                 self.current.answered_after = self.current.speech_end_at
                 self.speeches.append(speech)
