@@ -25,7 +25,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from telephony.audio import resample
+from telephony.audio import Resampler, resample
 
 __all__ = ["RECORDING_RATE", "CallRecording", "CallerAudioTap", "AssistantAudioTap"]
 
@@ -44,6 +44,17 @@ class CallRecording:
         self.assistant = np.zeros(0, dtype=np.int16)
         self._caller_len = 0
         self._assistant_end = 0  # where the next assistant chunk goes, in samples
+        # Streaming resamplers, one per track and input rate: a one-shot resample of each
+        # 20 ms frame would click at every seam and redo the filter set-up 50 times a second.
+        self._resamplers: dict[tuple[str, int], Resampler] = {}
+
+    def _at_rate(self, track: str, pcm: bytes, sample_rate: int) -> np.ndarray:
+        if sample_rate != RECORDING_RATE:
+            key = (track, sample_rate)
+            if key not in self._resamplers:
+                self._resamplers[key] = Resampler(sample_rate, RECORDING_RATE)
+            pcm = self._resamplers[key].process(pcm)
+        return np.frombuffer(pcm, dtype=np.int16)
 
     def _grow(self, track: np.ndarray, size: int) -> np.ndarray:
         if size <= len(track):
@@ -53,14 +64,14 @@ class CallRecording:
         return bigger
 
     def add_caller(self, pcm: bytes, sample_rate: int) -> None:
-        samples = _at_rate(pcm, sample_rate)
+        samples = self._at_rate("caller", pcm, sample_rate)
         end = min(self._caller_len + len(samples), self._max)
         self.caller = self._grow(self.caller, end)
         self.caller[self._caller_len:end] = samples[: end - self._caller_len]
         self._caller_len = end
 
     def add_assistant(self, pcm: bytes, sample_rate: int) -> None:
-        samples = _at_rate(pcm, sample_rate)
+        samples = self._at_rate("assistant", pcm, sample_rate)
         now = self._now_ms() * RECORDING_RATE // 1000
         start = max(now, self._assistant_end)
         end = min(start + len(samples), self._max)
@@ -108,12 +119,6 @@ class CallRecording:
             out.writeframes(stereo.tobytes())
         partial.replace(path)
         return path
-
-
-def _at_rate(pcm: bytes, sample_rate: int) -> np.ndarray:
-    if sample_rate != RECORDING_RATE:
-        pcm = resample(pcm, sample_rate, RECORDING_RATE)
-    return np.frombuffer(pcm, dtype=np.int16)
 
 
 class CallerAudioTap(FrameProcessor):

@@ -65,3 +65,15 @@ def test_caller_audio_between_transcript_times_is_float_at_16k():
     recording.add_caller(tone(2.0), 8000)
     audio = recording.caller_audio(500, 1500)
     assert audio.dtype == np.float32 and abs(len(audio) - 16000) < 50
+
+
+def test_frame_by_frame_caller_audio_has_no_seams():
+    """20 ms frames at 16 kHz resampled as one stream: a clean sine stays clean at every seam."""
+    recording = CallRecording(Clock())
+    t = np.arange(16000) / 16000
+    sine = (np.sin(2 * np.pi * 440 * t) * 10000).astype(np.int16).tobytes()
+    for i in range(0, len(sine), 640):
+        recording.add_caller(sine[i:i + 640], 16000)
+    track = recording.caller[800:7000].astype(np.float64)
+    # Sample-to-sample steps of a 440 Hz sine at 8 kHz stay below 2*pi*440/8000*10000 ≈ 3456.
+    assert np.abs(np.diff(track)).max() < 3700
