@@ -65,6 +65,40 @@ def pcm16_to_ulaw(pcm: bytes) -> bytes:
     return np.where(negative, code, code | 0x80).astype(np.uint8).tobytes()
 
 
+# ------------------------------------------------------------------------------ G.711 A-law
+# Bit-exact with G.191's ``alaw_compress`` / ``alaw_expand``: a sample keeps a 12-bit magnitude
+# (its top bits, one's complement for negative values), split into a 3-bit segment and a 4-bit
+# step; the sign bit is set for positive values and the even bits are inverted on the wire.
+# Digital silence is 0xD5 (and 0x55 for the smallest negative values).
+def _build_alaw_decode_table() -> np.ndarray:
+    codes = np.arange(256, dtype=np.int32)
+    toggled = (codes ^ 0x55) & 0x7F
+    segment = toggled >> 4
+    step = toggled & 0x0F
+    mantissa = np.where(segment > 0, step | 0x10, step) * 16 + 8  # + half a quantisation step
+    magnitude = mantissa << np.maximum(segment - 1, 0)
+    return np.where(codes & 0x80, magnitude, -magnitude).astype("<i2")
+
+
+_ALAW_DECODE = _build_alaw_decode_table()
+
+
+def alaw_to_pcm16(alaw: bytes) -> bytes:
+    """Decode G.711 A-law bytes to 16-bit PCM (table lookup)."""
+    return _ALAW_DECODE[np.frombuffer(alaw, dtype=np.uint8)].tobytes()
+
+
+def pcm16_to_alaw(pcm: bytes) -> bytes:
+    """Encode 16-bit PCM to G.711 A-law, bit-exact with the ITU reference encoder."""
+    samples = _samples(pcm).astype(np.int32)
+    positive = samples >= 0
+    magnitude = np.where(positive, samples, ~samples) >> 4  # 0..2047
+    segment = _SEGMENT[magnitude >> 4]  # 0 below 16, else the bit length less four
+    step = (magnitude >> np.maximum(segment - 1, 0)) & 0x0F
+    code = (segment << 4) | step
+    return (np.where(positive, code | 0x80, code) ^ 0x55).astype(np.uint8).tobytes()
+
+
 # ------------------------------------------------------------------------------ resampling
 class Resampler:
     """Streaming int16 mono resampler: filter state is kept between chunks (no clicks at seams).
