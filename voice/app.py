@@ -28,7 +28,12 @@ from review.repository import open_store
 from review.retention import retain_daily
 from review.sessions import load_session_secret
 from review.users import UserStore, ensure_admin
+from telephony.asterisk.ari import AriConfig
+from telephony.asterisk.audiosocket_server import AudioSocketServer
+from telephony.asterisk.routes import asterisk_router
 from telephony.twilio.routes import twilio_router
+from telephony.webrtc.routes import webrtc_router
+from telephony.webrtc.signalling import parse_ice_servers
 from voice.engine import ConversationEngine, SpeechModels, warm_up
 from voice.settings import Settings
 
@@ -61,14 +66,28 @@ def build_auth(settings: Settings) -> tuple[UserStore, Authenticator]:
     return users, auth
 
 
+def ari_config(settings: Settings) -> AriConfig | None:
+    """ARI for the Asterisk bridges' transfers, when ``IVA_ARI_URL`` is set."""
+    if not settings.ari_url:
+        return None
+    if not settings.ari_user or not settings.ari_password:
+        raise ValueError("IVA_ARI_URL needs IVA_ARI_USER and IVA_ARI_PASSWORD (an ari.conf user)")
+    return AriConfig(settings.ari_url, settings.ari_user, settings.ari_password,
+                     context=settings.ari_context)
+
+
 def create_app(settings: Settings, *, engine: ConversationEngine | None = None) -> FastAPI:
     owned = engine is None
+    ari = ari_config(settings)
     users, auth = build_auth(settings)  # before the models: a bad setting fails fast
     try:
         conversation = engine or build_engine(settings)
     except BaseException:
         users.close()
         raise
+    audiosocket = (AudioSocketServer(conversation, host=settings.audiosocket_host,
+                                     port=settings.audiosocket_port, ari=ari)
+                   if settings.audiosocket_enabled else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -76,11 +95,20 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         if settings.tts_warm_cache:
             conversation.start_warming_speech()
         log.info("ready to take calls on http://%s:%d", settings.host, settings.port)
+        if audiosocket is not None:
+            try:
+                await audiosocket.start()
+            except OSError as exc:  # the web service still runs; Asterisk cannot reach us
+                log.error("AudioSocket listener not started on %s:%d: %s (set IVA_AUDIOSOCKET_PORT "
+                          "or IVA_AUDIOSOCKET_ENABLED=false)", audiosocket.host, audiosocket.port,
+                          exc.strerror or exc)
         retention = asyncio.create_task(retain_daily(
             conversation.store, settings.retention_days, settings.recordings_folder))
         try:
             yield
         finally:
+            if audiosocket is not None:
+                await audiosocket.stop()
             retention.cancel()
             users.close()
             if owned:
@@ -93,6 +121,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         max_message_bytes=settings.max_message_bytes, account_sid=settings.twilio_account_sid,
         api_base_url=settings.twilio_api_base_url, monitor=conversation,
     ))
+    app.include_router(asterisk_router(conversation, ari=ari,
+                                       max_message_bytes=settings.max_message_bytes))
     app.state.auth = auth
     supervisor_only = Depends(auth.require("supervisor"))
     app.include_router(auth_router(auth))
@@ -105,6 +135,12 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
                                            signed_in=auth.require()))
     app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),
                                    websocket_principal=auth.authenticate_websocket))
+    app.include_router(webrtc_router(
+        conversation, desk=conversation.desk,
+        ice_servers=parse_ice_servers(settings.webrtc_ice_servers),
+        max_calls=settings.webrtc_max_calls, agent_answer_timeout_s=settings.handoff_timeout_s,
+        agent=auth.require("agent"),
+    ))
     protect_api(app, auth)  # every /api/* route needs a login or the API token
 
     @app.get("/healthz")

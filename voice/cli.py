@@ -25,6 +25,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # aiortc's ICE library logs every connectivity check of a browser call at INFO.
+    if level.upper() != "DEBUG":
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     # No card number, SSN, email or phone number reaches a log line, whoever logs it.
     from review.redaction import RedactingFilter
 
@@ -45,7 +48,9 @@ def _configure_logging(level: str) -> None:
 # pipecat's WebSocket transport reports, at ERROR, a peer that closed first and the protocol
 # errors our bridge has already logged in one clear line with the call id.
 _PIPECAT_NOISE = ("exception while closing the websocket", "TwilioStreamError",
-                  "exception sending data: WebSocketDisconnect")
+                  "AsteriskStreamError", "exception sending data: WebSocketDisconnect",
+                  # browser calls carry audio only
+                  "No video transceiver is available", "No screen video transceiver is available")
 
 
 def _pipecat_noise_filter(record: dict) -> bool:  # type: ignore[type-arg]

@@ -236,9 +236,13 @@ class ConversationEngine:
             )
             session.mood_summary = mood.summary
 
+        # A bridge that reaches only its own kind of agent (a browser call: an agent answering
+        # in the browser) names that target; the others use the configured one.
+        target = getattr(control, "fixed_target", None) or settings.transfer_target
+
         def handover(dialogue: DialogueProcessor) -> Handover:
             return Handover(session=session, desk=self.desk, control=control,
-                            target=settings.transfer_target, timeout_s=settings.handoff_timeout_s,
+                            target=target, timeout_s=settings.handoff_timeout_s,
                             push=dialogue.push_downstream, summarize=self.summarize,
                             sentiment=session.sentiment_summary, hold_audio=settings.hold_audio,
                             audio_out_rate=lambda: audio_out_rate)

@@ -168,11 +168,12 @@ class CallSession:
                                  "end_ms": end_ms, "intent": intent, "confidence": confidence,
                                  "sentiment": sentiment})
 
-    def agent_turn(self, text: str, *, start_ms: int, end_ms: int) -> None:
+    def agent_turn(self, text: str, *, start_ms: int, end_ms: int,
+                   meta: dict[str, Any] | None = None) -> None:
         """A human agent's words, once the call has been handed over."""
         if self.call_id is None or self.ended:
             return
-        text, meta = self._redacted(text, start_ms, end_ms, None)
+        text, meta = self._redacted(text, start_ms, end_ms, meta)
         self._recorder.add_turn(self.call_id, speaker="agent", text=text, start_ms=start_ms,
                                 end_ms=end_ms, meta=meta)
         self._add_to_transcript({"speaker": "agent", "text": text, "start_ms": start_ms,

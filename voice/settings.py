@@ -60,6 +60,28 @@ class Settings(BaseSettings):
         default="https://api.twilio.com", description="Twilio's REST API (tests use a stand-in)",
     )
 
+    # --- Asterisk (docs/asterisk.md) --------------------------------------------------------
+    audiosocket_enabled: bool = Field(
+        default=True, description="Listen for Asterisk AudioSocket connections (TCP)",
+    )
+    audiosocket_host: str = Field(
+        default="127.0.0.1", description="Address the AudioSocket listener binds",
+    )
+    audiosocket_port: int = Field(
+        default=9092, ge=0, le=65535, description="AudioSocket TCP port (0: any free port, logged)",
+    )
+    ari_url: str | None = Field(
+        default=None, description="Asterisk's HTTP server for ARI, e.g. http://127.0.0.1:8088; "
+        "unset: no ARI transfers",
+    )
+    ari_user: str | None = Field(default=None, description="ARI user (ari.conf)")
+    ari_password: str | None = Field(
+        default=None, repr=False, description="ARI password (ari.conf)",
+    )
+    ari_context: str | None = Field(
+        default=None, description="Dialplan context for transfer targets that are a bare extension",
+    )
+
     # --- warm transfer to a human ---------------------------------------------------------
     transfer_target: str | None = Field(
         default=None,
@@ -91,6 +113,18 @@ class Settings(BaseSettings):
     sentiment_baseline_seconds: float = Field(
         default=3.0, gt=0.0, le=30.0,
         description="Speech at the start of a call that sets the caller's own voice baseline",
+    )
+
+    # --- browser calls (WebRTC, /call) ------------------------------------------------------
+    webrtc_ice_servers: str = Field(
+        default="",
+        description="STUN/TURN servers for browser calls: comma-separated stun:/turn: URLs, or "
+        'JSON [{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]; '
+        "empty: none (same host or LAN)",
+    )
+    webrtc_max_calls: int = Field(
+        default=8, ge=0, le=1000,
+        description="Browser calls at once; more are refused with 503 (0: browser calling off)",
     )
 
     # --- access: people and programs --------------------------------------------------------
@@ -244,6 +278,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("webrtc_ice_servers")
+    @classmethod
+    def _readable_ice_servers(cls, value: str) -> str:
+        from telephony.webrtc.signalling import parse_ice_servers
+
+        parse_ice_servers(value)  # raises a ValueError naming what is wrong
+        return value
 
     @property
     def users_database_file(self) -> Path:

@@ -200,9 +200,11 @@ class DialogueProcessor(FrameProcessor):
         return reply, round(turn.score, 3)
 
     async def _record_on_hold(self, text: str, *, dtmf: str, start_ms: int, end_ms: int) -> None:
-        """Waiting for an agent: the caller's words are kept (the agent sees them), not answered."""
+        """Waiting for an agent, or talking with one after the transfer: the caller's words are
+        kept (the agent sees them), not answered."""
+        after = self._session.final_outcome == "transferred"
         self._session.caller_turn(text or f"[keypad] {dtmf}", start_ms=start_ms, end_ms=end_ms,
-                                  meta={"on_hold": True})
+                                  meta={"after_transfer": True} if after else {"on_hold": True})
 
 
 class SpeechSynthesisProcessor(FrameProcessor):

@@ -72,7 +72,9 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = {**os.environ, "IVA_DATA_DIR": str(tmp / "var"), "IVA_LOG_LEVEL": "INFO",
            "IVA_API_TOKEN": API_TOKEN, "IVA_ADMIN_USER": ADMIN_USER,
-           "IVA_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env_extra or {})}
+           "IVA_ADMIN_PASSWORD": ADMIN_PASSWORD,
+           "IVA_AUDIOSOCKET_PORT": "0",  # servers side by side: no fight over 9092
+           **(env_extra or {})}
     log_path = tmp / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "voice.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
