@@ -32,8 +32,9 @@ from telephony.asterisk.ari import AriConfig
 from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.asterisk.routes import asterisk_router
 from telephony.twilio.routes import twilio_router
+from telephony.webrtc.candidates import offer_host_addresses
 from telephony.webrtc.routes import webrtc_router
-from telephony.webrtc.signalling import parse_ice_servers
+from telephony.webrtc.signalling import parse_host_addresses, parse_ice_servers
 from voice.engine import ConversationEngine, SpeechModels, warm_up
 from voice.settings import Settings
 
@@ -135,6 +136,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
                                            signed_in=auth.require()))
     app.include_router(desk_router(conversation.desk, principal=auth.require("agent"),
                                    websocket_principal=auth.authenticate_websocket))
+    offer_host_addresses(parse_host_addresses(settings.webrtc_host_addresses))
     app.include_router(webrtc_router(
         conversation, desk=conversation.desk,
         ice_servers=parse_ice_servers(settings.webrtc_ice_servers),

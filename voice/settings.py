@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         'JSON [{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]; '
         "empty: none (same host or LAN)",
     )
+    webrtc_host_addresses: str = Field(
+        default="",
+        description="Local IP addresses offered as host ICE candidates for browser calls, "
+        "comma-separated (e.g. 127.0.0.1 for a browser on the same machine); empty: every "
+        "non-loopback interface",
+    )
     webrtc_max_calls: int = Field(
         default=8, ge=0, le=1000,
         description="Browser calls at once; more are refused with 503 (0: browser calling off)",
@@ -285,6 +291,14 @@ class Settings(BaseSettings):
         from telephony.webrtc.signalling import parse_ice_servers
 
         parse_ice_servers(value)  # raises a ValueError naming what is wrong
+        return value
+
+    @field_validator("webrtc_host_addresses")
+    @classmethod
+    def _ip_addresses(cls, value: str) -> str:
+        from telephony.webrtc.signalling import parse_host_addresses
+
+        parse_host_addresses(value)  # raises a ValueError naming the bad address
         return value
 
     @property

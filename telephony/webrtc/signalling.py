@@ -11,13 +11,15 @@ Errors::
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = ["MAX_OFFER_BYTES", "IceServer", "IceServerError", "Offer", "OfferError",
-           "OfferTooLarge", "SignallingError", "parse_ice_servers", "parse_offer"]
+           "OfferTooLarge", "SignallingError", "parse_host_addresses", "parse_ice_servers",
+           "parse_offer"]
 
 # An audio offer from Chrome or Firefox is 3-8 KB; with video and many codecs, under 20 KB.
 MAX_OFFER_BYTES: Final = 64 * 1024
@@ -142,3 +144,18 @@ def _ice_url(url: str) -> str:
         raise IceServerError(f"an ICE server URL starts with stun:, stuns:, turn: or turns:, "
                              f"not {url!r}")
     return url
+
+
+def parse_host_addresses(value: str | None) -> list[str]:
+    """``IVA_WEBRTC_HOST_ADDRESSES``: comma-separated IP addresses (empty: none given)."""
+    addresses = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            addresses.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise IceServerError(f"IVA_WEBRTC_HOST_ADDRESSES: {item!r} is not an IP address") \
+                from None
+    return addresses

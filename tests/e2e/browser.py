@@ -29,7 +29,9 @@ def chromium(*extra_args: str) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = _binary("chromium", "chromium-browser")
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", *extra_args):
+                     "--window-size=1280,900",
+                     # WebRTC on the loopback only (the service offers 127.0.0.1 too).
+                     "--allow-loopback-in-peer-connection", *extra_args):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(_binary("chromedriver")), options=options)
     driver.set_page_load_timeout(30)

@@ -25,6 +25,7 @@ from review.handoffs import AgentDesk, Handoff
 from review.store import CallStore
 from telephony.frames import SpeechMarkFrame
 from telephony.webrtc.agent import PcmTrack
+from telephony.webrtc.candidates import offer_host_addresses
 from telephony.webrtc.control import BROWSER_AGENT, WebRTCCallControl, WebRTCTransferError
 from telephony.webrtc.routes import BrowserCalls, webrtc_router
 from telephony.webrtc.signalling import IceServer
@@ -76,16 +77,19 @@ def store(tmp_path: Path):
 
 @pytest.fixture
 def service(store):
+    # Loopback only: both peers offer 127.0.0.1, and no STUN server is contacted.
+    offer_host_addresses(["127.0.0.1"])
     runner = AudioOnlyRunner(store)
     desk = AgentDesk(store)
     calls = BrowserCalls(max_calls=2)
     app = FastAPI()
     app.include_router(webrtc_router(
-        runner, desk=desk, ice_servers=[IceServer(urls=("stun:stun.example.com",))],
+        runner, desk=desk, ice_servers=[],
         max_calls=2, agent_answer_timeout_s=5.0, calls=calls,
         agent=lambda: SimpleNamespace(name="amy", is_supervisor=False)))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://iva.test")
-    return SimpleNamespace(app=app, runner=runner, desk=desk, calls=calls, client=client)
+    yield SimpleNamespace(app=app, runner=runner, desk=desk, calls=calls, client=client)
+    offer_host_addresses([])
 
 
 class Browser:
@@ -135,8 +139,15 @@ async def test_the_call_page_and_its_files_are_public(service):
     assert (await service.client.get("/call/static/secret.js")).status_code == 404
 
 
-async def test_the_page_learns_the_ice_servers(service):
-    config = (await service.client.get("/call/config")).json()
+async def test_the_page_learns_the_ice_servers(store):
+    app = FastAPI()
+    app.include_router(webrtc_router(
+        AudioOnlyRunner(store), desk=AgentDesk(store),
+        ice_servers=[IceServer(urls=("stun:stun.example.com",))], max_calls=2,
+        agent_answer_timeout_s=5.0, agent=lambda: SimpleNamespace(name="amy")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://iva.test") as client:
+        config = (await client.get("/call/config")).json()
     assert config == {"iceServers": [{"urls": ["stun:stun.example.com"]}], "available": True}
 
 
