@@ -528,20 +528,57 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-# Identifiers in log lines (call SIDs, handoff ids, hex digests: letters and digits in one
-# word) and the service's own "<start>-<end> ms" spans are not PII; they are set aside while
-# the line is redacted, so logs stay readable and traceable.
-_LOG_SAFE = re.compile(r"\b(?=[A-Za-z_]*\d)(?=\d*[A-Za-z_])[A-Za-z0-9_]{6,}\b"
-                       r"|\b\d+-\d+ ms\b")
+# Identifiers in log lines are not PII, and a log is only useful if they stay whole: they are
+# set aside while the line is redacted, as is the service's own "<start>-<end> ms" span. What
+# counts as an identifier, first match wins:
+#   - a labelled SIP Call-ID, whatever its value: "Call-ID: 3848276298220188511@host";
+#   - "<id>@<host>", where <id> is a UUID or 14+ hex characters with a letter and a digit and
+#     <host> no mail provider: a SIP Call-ID ("a84b4c76e66710@pc33.example.com"), not an email;
+#   - a UUID (Asterisk's AudioSocket call ids): "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+#   - an IPv4 address, with or without a port;
+#   - a word of 6+ letters and digits mixed (Twilio "CA..." SIDs, WebRTC "WR..." ids, handoff
+#     ids, hex digests), unless shorter than 16 with 7 digits in a row ("acct61455501000" is an
+#     account number).
+# Only the first two may be, or be inside, what reads as an email; and an identifier that holds
+# 13-19 digits in a row passing Luhn is read like any text: a card is a card.
+_UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_OCTET: Final = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4: Final = rf"{_OCTET}(?:\.{_OCTET}){{3}}(?::\d{{1,5}})?"
+_HOST: Final = r"(?:\[[0-9a-f:.]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::\d{1,5})?"
+_LOG_SAFE = re.compile(
+    r"(?P<call_id>\bcall[-_]?id\b[\"']?\s*[:=]?\s*[\"']?[^\s\"',;]+"
+    rf"|(?<![\w.%+-])(?:{_UUID}|(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{{14,}})"
+    rf"@(?!(?:{_PROVIDERS})\.){_HOST})"
+    rf"|\b{_UUID}\b"
+    rf"|(?<![\d.]){_IPV4}(?![\d.]|:\d)"
+    r"|(?P<word>\b(?=[A-Za-z_]*\d)(?=\d*[A-Za-z_])[A-Za-z0-9_]{6,}\b)"
+    r"|\b\d+-\d+ ms\b",
+    re.IGNORECASE)
+_LONG_ID: Final = 16  # a word this long is an identifier whatever digits it holds
+_DIGIT_RUN = re.compile(rf"\d{{{MIN_LONG_DIGITS}}}")
+
+
+def _holds_card(text: str) -> bool:
+    """Whether ``text`` has 13-19 digits in a row that pass the Luhn check."""
+    return any(13 <= len(run) <= _MAX_PII_DIGITS and luhn_valid(run)
+               for run in re.findall(r"\d+", text))
 
 
 def redact_log_text(text: str) -> str:
-    """:func:`redact` for log lines: identifiers and time spans are kept (see ``_LOG_SAFE``)."""
-    kept: list[str] = []
+    """:func:`redact` for log lines: identifiers and time spans are kept (see ``_LOG_SAFE``).
 
-    def keep(match: re.Match[str]) -> str:
-        kept.append(match.group(0))
-        return f"\x00{len(kept) - 1}\x00"
-
-    redacted = redact(_LOG_SAFE.sub(keep, text)).text
-    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], redacted)
+    The text between them is redacted piece by piece, so a run of digits ends at an identifier
+    as it would at a word."""
+    emails = [(span.start, span.end) for span in _email_spans(text)]
+    pieces: list[str] = []
+    at = 0
+    for match in _LOG_SAFE.finditer(text):
+        found = match.group()
+        in_email = any(start < match.end() and match.start() < end for start, end in emails)
+        if _holds_card(found) or in_email and match.lastgroup != "call_id" or \
+                match.lastgroup == "word" and len(found) < _LONG_ID and _DIGIT_RUN.search(found):
+            continue
+        pieces += [redact(text[at:match.start()]).text, found]
+        at = match.end()
+    pieces.append(redact(text[at:]).text)
+    return "".join(pieces)

@@ -57,6 +57,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Another process (a second instance starting, a migration) may hold the write lock; wait for
+# it rather than fail, even on a loaded machine.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
 # PostgreSQL's English stop words (tsearch_data/english.stop): plainto_tsquery drops them.
 _STOP_WORDS: Final = frozenset("""
     i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
@@ -87,7 +91,8 @@ class SqliteCallStore(SqlCallStore):
         self._lock = threading.Lock()
         try:
             # isolation_level=None: no implicit transactions; _transaction() opens each one.
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                 timeout=SQLITE_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open call store {self.path}: {exc}") from exc
         self._db: sqlite3.Connection | None = db

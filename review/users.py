@@ -48,6 +48,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Another process (a second instance starting, a migration) may hold the write lock; wait for
+# it rather than fail, even on a loaded machine.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
 Role = Literal["supervisor", "agent"]
 ROLES: Final[tuple[str, ...]] = get_args(Role)
 MIN_PASSWORD_LENGTH: Final = 8
@@ -111,7 +115,8 @@ class UserStore:
         self._dummy_hash: str | None = None
         self._lock = threading.Lock()
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                 timeout=SQLITE_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise UserStoreError(f"cannot open user store {self.path}: {exc}") from exc
         self._db: sqlite3.Connection | None = db

@@ -34,9 +34,7 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InputAudioRawFrame,
-    InputDTMFFrame,
     InterruptionFrame,
-    KeypadEntry,
     OutputAudioRawFrame,
 )
 from pipecat.serializers.base_serializer import FrameSerializer
@@ -45,14 +43,13 @@ from telephony.asterisk import audiosocket as aus
 from telephony.asterisk import chan_websocket as cw
 from telephony.audio import Resampler
 from telephony.control import CallHooks
-from telephony.frames import CallStartedFrame, SpeechMarkFrame
+from telephony.frames import CallStartedFrame, SpeechMarkFrame, keypad_frame
 
 log = logging.getLogger("iva.asterisk")
 
 PIPELINE_RATE = 16_000
 AUDIOSOCKET_CHANNEL = "asterisk_audiosocket"
 WEBSOCKET_CHANNEL = "asterisk_websocket"
-KEYPAD = frozenset(entry.value for entry in KeypadEntry)  # A-D are not keypad entries
 
 # WebSocket close codes (RFC 6455 §7.4.1)
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -82,13 +79,6 @@ class _Resamplers:
         if resampler is None:
             resampler = self._by_rates[(src, dst)] = Resampler(src, dst)
         return resampler.process(pcm)
-
-
-def _keypad(digit: str, hooks: CallHooks) -> Frame | None:
-    if digit in KEYPAD:
-        return InputDTMFFrame(KeypadEntry(digit))
-    hooks.event("dtmf_ignored", digit=digit)  # A-D: not on a phone's keypad
-    return None
 
 
 class AudioSocketSerializer(FrameSerializer):
@@ -139,7 +129,7 @@ class AudioSocketSerializer(FrameSerializer):
             raise AsteriskStreamError(f"{type(packet).__name__.lower()} before the UUID",
                                       code=CLOSE_POLICY_VIOLATION)
         if isinstance(packet, aus.Dtmf):
-            return _keypad(packet.digit, self._hooks)
+            return keypad_frame(packet.digit, self._hooks)
         self.rate = packet.rate
         pcm = self._resample(packet.pcm, packet.rate, PIPELINE_RATE)
         if not pcm:
@@ -228,7 +218,7 @@ class ChanWebsocketSerializer(FrameSerializer):
             raise AsteriskStreamError(f"{type(event).__name__} before MEDIA_START",
                                       code=CLOSE_POLICY_VIOLATION)
         if isinstance(event, cw.DtmfEnd):
-            return _keypad(event.digit, self._hooks)
+            return keypad_frame(event.digit, self._hooks)
         if isinstance(event, cw.MediaMarkProcessed):
             self.marks = "confirmed"
             if event.correlation_id:

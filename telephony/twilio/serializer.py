@@ -1,7 +1,8 @@
 """pipecat serializer for Twilio Media Streams, a thin layer over ``protocol``.
 
 Inbound: ``start`` begins the call's session and yields ``CallStartedFrame``; ``media`` (8 kHz
-μ-law) becomes 16 kHz ``InputAudioRawFrame``; ``dtmf`` becomes ``InputDTMFFrame``; ``mark``
+μ-law) becomes 16 kHz ``InputAudioRawFrame``; ``dtmf`` becomes ``InputDTMFFrame`` (A-D, which
+no phone's keypad has, only a ``dtmf_ignored`` event on the session); ``mark``
 tells the session what the caller has heard; ``stop`` ends the call. Outbound: audio becomes
 ``media`` (8 kHz μ-law), a ``SpeechMarkFrame`` a ``mark``, an interruption a ``clear``.
 
@@ -19,16 +20,14 @@ from collections.abc import Callable
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
-    InputDTMFFrame,
     InterruptionFrame,
-    KeypadEntry,
     OutputAudioRawFrame,
 )
 from pipecat.serializers.base_serializer import FrameSerializer
 
 from telephony.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
 from telephony.control import CallHooks
-from telephony.frames import CallStartedFrame, SpeechMarkFrame
+from telephony.frames import CallStartedFrame, SpeechMarkFrame, keypad_frame
 from telephony.twilio import protocol as tw
 
 log = logging.getLogger("iva.twilio")
@@ -113,7 +112,7 @@ class TwilioMediaStreamSerializer(FrameSerializer):
                 return None
             return InputAudioRawFrame(audio=pcm, sample_rate=PIPELINE_RATE, num_channels=1)
         if isinstance(event, tw.Dtmf):
-            return InputDTMFFrame(KeypadEntry(event.digit))
+            return keypad_frame(event.digit, self._hooks)
         if isinstance(event, tw.Mark):
             self._hooks.mark_played(event.name)
             return None

@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from telephony.twilio.monitor import TrackSegmenter, Utterance, VadStream
+from telephony.segmenter import TrackSegmenter, Utterance, VadStream
 from telephony.webrtc.captions import is_hangup
 
 __all__ = ["AgentLeg", "AgentSpeech", "PcmTrack"]

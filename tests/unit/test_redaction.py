@@ -20,6 +20,7 @@ from review.redaction import (
     Word,
     luhn_valid,
     redact,
+    redact_log_text,
     redact_words,
     silence_intervals,
 )
@@ -76,9 +77,8 @@ def test_the_labelled_set_is_big_enough_and_covers_every_kind():
             assert keep.lower() in row["text"].lower(), keep
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row["text"][:40] for row in ROWS])
-def test_no_pii_gets_through_and_ordinary_numbers_survive(row):
-    redacted = redact(row["text"]).text
+def assert_redacted(row: dict, redacted: str) -> None:
+    """No PII of the labelled row is left in ``redacted``, and what it keeps is there."""
     rest = without(redacted, row["keep"])
     for pii in row["pii"]:
         if "@" in pii:
@@ -89,6 +89,11 @@ def test_no_pii_gets_through_and_ordinary_numbers_survive(row):
         assert keep.lower() in redacted.lower(), redacted
     if not row["pii"]:
         assert redacted == row["text"]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["text"][:40] for row in ROWS])
+def test_no_pii_gets_through_and_ordinary_numbers_survive(row):
+    assert_redacted(row, redact(row["text"]).text)
 
 
 def test_redaction_is_fast():
@@ -294,9 +299,54 @@ def test_the_logging_filter_lets_a_broken_format_through_to_the_handler():
 
 
 def test_log_lines_keep_ids_and_time_spans_but_not_pii():
-    from review.redaction import redact_log_text
-
     line = "call CAa3d7e1234567f15a1962bb02fd4a69: caller turn 4320-6592 ms (9 words)"
     assert redact_log_text(line) == line
     assert redact_log_text("card 4111 1111 1111 1111 for CA12ab34") == "card [card] for CA12ab34"
     assert "4111111111111111" not in redact_log_text("said 4111111111111111 (H1a2b3c4d)")
+
+
+@pytest.mark.parametrize("line", [
+    "call 6ba7b810-9dad-11d1-80b4-00c04fd430c8: Asterisk ended the call (hang-up)",
+    "call 95038173-4b9d-4c5d-a1f4-04c5e1f7f0a2: caller turn 1200-3400 ms",  # digit groups
+    "call 12345678-1234-5678-1234-567812345678: pipeline failed",  # a UUID of digits only
+    "call WR3f2a1b4c5d6e7f8091a2b3c4d5e6f7a8: answered (1 in progress)",
+    "call CAa3d7e1234567f15a1962bb02fd4a69: transferred to queue (handoff H1234567890123456)",
+    "call a84b4c76e66710@pc33.example.com: INVITE answered",
+    "call f81d4fae-7dec-11d0-a765-00a0c91e6bf6@foo.bar.com: BYE",
+    "call 9f86d081884c7d659a2feaa0c55ad015@192.168.100.101:5060: ACK",
+    "Call-ID: 3848276298220188511@atlanta.example.com",  # labelled: any value is an id
+    "dropping the AudioSocket connection from 192.168.100.101:53422",
+])
+def test_log_lines_keep_call_ids_of_every_transport_readable(line):
+    assert redact_log_text(line) == line
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("call 6ba7b810-9dad-11d1-80b4-00c04fd430c8: card 4111 1111 1111 1111",
+     "call 6ba7b810-9dad-11d1-80b4-00c04fd430c8: card [card]"),
+    ("call a84b4c76e66710@pc33.example.com: my social is 123-45-6789",
+     "call a84b4c76e66710@pc33.example.com: my social is [ssn]"),
+    ("call WR3f2a1b4c5d6e7f8091a2b3c4d5e6f7a8: phone (614) 555-0100, email jamie2024@gmail.com",
+     "call WR3f2a1b4c5d6e7f8091a2b3c4d5e6f7a8: phone [phone], email [email]"),
+    ("call_id=CA12ab34 said 4111111111111111", "call_id=CA12ab34 said [card]"),
+    ("said card4111111111111111", "said card[card]"),  # a card inside a word is still a card
+    ("member A12345678", "member A[number]"),  # short, with 7 digits in a row: not an id
+    ("deadbeef123456@gmail.com or abba1984@pc33.example.com", "[email] or [email]"),
+    ("four one one one one one one one one one one one one one one one for CA12ab34",
+     "[card] for CA12ab34"),
+])
+def test_log_lines_still_hide_pii_next_to_ids(line, expected):
+    assert redact_log_text(line) == expected
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["text"][:40] for row in ROWS])
+def test_log_redaction_lets_no_labelled_pii_through(row):
+    assert_redacted(row, redact_log_text(row["text"]))
+
+
+def test_log_redaction_never_raises_on_random_strings():
+    rng = random.Random(7)
+    alphabet = "0123456789abcdefCAWR-@.: \x00"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        assert isinstance(redact_log_text(text), str)

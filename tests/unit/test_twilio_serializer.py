@@ -17,8 +17,8 @@ from voice.session import CallSession
 pytestmark = pytest.mark.unit
 
 
-def make():
-    session = CallSession(MemoryRecorder(), channel="twilio")
+def make(recorder=None):
+    session = CallSession(recorder or MemoryRecorder(), channel="twilio")
     stops, errors = [], []
     serializer = TwilioMediaStreamSerializer(
         hooks=session, max_message_bytes=4096, on_stop=lambda: stops.append(True),
@@ -26,8 +26,8 @@ def make():
     return serializer, session, stops, errors
 
 
-async def started():
-    serializer, session, stops, errors = make()
+async def started(recorder=None):
+    serializer, session, stops, errors = make(recorder)
     frame = await serializer.deserialize(
         tw.start_message("MZ1", "CA1", custom_parameters={"From": "+15550100"}))
     return serializer, session, stops, errors, frame
@@ -61,6 +61,18 @@ async def test_dtmf_marks_and_stop_reach_the_right_places():
     assert turn.finished
     assert await serializer.deserialize(tw.stop_message("MZ1", "CA1")) is None
     assert stops == [True]
+
+
+@pytest.mark.parametrize("digit", ["A", "B", "C", "D"])
+async def test_a_letter_digit_is_noted_on_the_session_and_the_call_goes_on(digit):
+    recorder = MemoryRecorder()
+    serializer, session, stops, errors, _ = await started(recorder)
+    assert await serializer.deserialize(tw.dtmf_message("MZ1", digit)) is None
+    events = recorder.calls["CA1"]["events"]
+    assert [(e["type"], e["digit"]) for e in events] == [("dtmf_ignored", digit)]
+    after = await serializer.deserialize(tw.dtmf_message("MZ1", "#"))
+    assert isinstance(after, InputDTMFFrame) and after.button.value == "#"
+    assert stops == [] and errors == [] and not session.ended
 
 
 async def test_audio_marks_and_interruptions_are_serialized_for_twilio():

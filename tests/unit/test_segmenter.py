@@ -1,8 +1,8 @@
-"""The listen-only stream after a transfer: the track segmenter on scripted VAD timelines."""
+"""The track segmenter (monitor stream, agent legs) on scripted VAD timelines."""
 
 import pytest
 
-from telephony.twilio.monitor import TrackSegmenter
+from telephony.segmenter import TrackSegmenter, Utterance, VadStream
 from tests.fakes import FakeVad, silence, speech
 
 pytestmark = pytest.mark.unit
@@ -36,3 +36,10 @@ def test_flush_returns_an_utterance_still_open():
     assert feed(segmenter, speech(600)) == []
     (utterance,) = segmenter.flush()
     assert utterance.speaker == "caller" and segmenter.flush() == []
+
+
+def test_the_twilio_monitor_still_exports_the_segmenter_for_older_imports():
+    from telephony.twilio import monitor
+
+    assert (monitor.TrackSegmenter, monitor.Utterance, monitor.VadStream) == (
+        TrackSegmenter, Utterance, VadStream)
