@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -113,6 +113,25 @@ class Settings(BaseSettings):
     sentiment_baseline_seconds: float = Field(
         default=3.0, gt=0.0, le=30.0,
         description="Speech at the start of a call that sets the caller's own voice baseline",
+    )
+
+    # --- transfers of direct SIP calls (telephony/sip/control.py) ---------------------------
+    sip_transfer_mode: Literal["refer", "bridge"] | None = Field(
+        default=None,
+        description="refer: blind transfer, the caller's phone calls the target (RFC 3515); "
+        "bridge: warm, the service calls the agent, briefs them and relays the audio, still "
+        "transcribing; unset: bridge",
+    )
+    sip_transfer_briefing: bool = Field(
+        default=True, description="Speak the handoff summary to the agent before bridging the caller",
+    )
+    sip_agent_answer_timeout_s: float = Field(
+        default=30.0, gt=0.0, le=300.0,
+        description="How long the agent's phone may ring before a bridge transfer fails",
+    )
+    sip_refer_timeout_s: float = Field(
+        default=30.0, gt=0.0, le=300.0,
+        description="How long a REFER may take to report success (NOTIFY 200) before it fails",
     )
 
     # --- browser calls (WebRTC, /call) ------------------------------------------------------
