@@ -31,6 +31,7 @@ from review.users import UserStore, ensure_admin
 from telephony.asterisk.ari import AriConfig
 from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.asterisk.routes import asterisk_router
+from telephony.sip.useragent import sip_user_agent
 from telephony.twilio.routes import twilio_router
 from telephony.webrtc.candidates import offer_host_addresses
 from telephony.webrtc.routes import webrtc_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
     audiosocket = (AudioSocketServer(conversation, host=settings.audiosocket_host,
                                      port=settings.audiosocket_port, ari=ari)
                    if settings.audiosocket_enabled else None)
+    sip = sip_user_agent(conversation, settings) if settings.sip_enabled else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +105,12 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
                 log.error("AudioSocket listener not started on %s:%d: %s (set IVA_AUDIOSOCKET_PORT "
                           "or IVA_AUDIOSOCKET_ENABLED=false)", audiosocket.host, audiosocket.port,
                           exc.strerror or exc)
+        if sip is not None:
+            try:
+                await sip.start()
+            except OSError as exc:  # the rest of the service still runs
+                log.error("SIP listener not started on %s:%d: %s (set IVA_SIP_PORT or "
+                          "IVA_SIP_ENABLED=false)", sip.host, sip.port, exc.strerror or exc)
         retention = asyncio.create_task(retain_daily(
             conversation.store, settings.retention_days, settings.recordings_folder))
         try:
@@ -110,6 +118,8 @@ def create_app(settings: Settings, *, engine: ConversationEngine | None = None) 
         finally:
             if audiosocket is not None:
                 await audiosocket.stop()
+            if sip is not None:
+                await sip.stop()
             retention.cancel()
             users.close()
             if owned:

@@ -82,6 +82,30 @@ class Settings(BaseSettings):
         default=None, description="Dialplan context for transfer targets that are a bare extension",
     )
 
+    # --- direct SIP (telephony/sip) ---------------------------------------------------------
+    sip_enabled: bool = Field(default=True, description="Answer SIP calls over UDP and TCP")
+    sip_host: str = Field(default="127.0.0.1", description="Address the SIP and RTP sockets bind")
+    sip_port: int = Field(
+        default=5060, ge=0, le=65535, description="SIP port, UDP and TCP (0: any free port, logged)",
+    )
+    sip_public_address: str | None = Field(
+        default=None, description="Address put in SDP and Contact when it differs from IVA_SIP_HOST",
+    )
+    rtp_port_min: int = Field(default=20000, ge=0, le=65535, description="Lowest RTP port (0: any)")
+    rtp_port_max: int = Field(default=20999, ge=0, le=65535, description="Highest RTP port")
+    sip_auth_user: str | None = Field(
+        default=None, description="Digest user INVITEs must authenticate as (unset: no auth)",
+    )
+    sip_auth_password: str | None = Field(default=None, repr=False, description="Digest password")
+    sip_auth_realm: str = Field(default="iva", description="Digest realm")
+    sip_allow: str | None = Field(
+        default=None, description="Comma-separated IPs/CIDRs allowed to send SIP (unset: any); "
+        "others get 403",
+    )
+    sip_ring_s: float = Field(
+        default=0.0, ge=0.0, le=30.0, description="Seconds of 180 Ringing before answering",
+    )
+
     # --- warm transfer to a human ---------------------------------------------------------
     transfer_target: str | None = Field(
         default=None,

@@ -74,6 +74,7 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
            "IVA_API_TOKEN": API_TOKEN, "IVA_ADMIN_USER": ADMIN_USER,
            "IVA_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "IVA_AUDIOSOCKET_PORT": "0",  # servers side by side: no fight over 9092
+           "IVA_SIP_PORT": "0", "IVA_RTP_PORT_MIN": "0",  # nor over 5060 and RTP ports
            "IVA_WEBRTC_HOST_ADDRESSES": "127.0.0.1",  # browser calls stay on the loopback
            **(env_extra or {})}
     log_path = tmp / "server.log"
