@@ -220,6 +220,13 @@ class ConversationEngine:
     def monitor_finished(self, call_id: str) -> None:
         self.desk.stop_following(call_id)
 
+    async def speak(self, text: str) -> tuple[bytes, int]:
+        """``text`` in the assistant's voice (PCM16 mono, its rate), synthesized off the event
+        loop: the briefing a SIP agent hears before a warm transfer (``telephony.sip.bridge``)."""
+        loop = asyncio.get_running_loop()
+        pcm = await loop.run_in_executor(self.executor, self.models.tts.synthesize, text)
+        return pcm, self.models.tts.sample_rate
+
     def build_call(self, *, transport: BaseTransport, session: CallSession,
                    audio_out_rate: int, control: TransferControl | None = None) -> PipelineTask:
         """The call's pipeline around the bridge's transport, ready to ``run``. ``control`` is

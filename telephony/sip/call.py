@@ -4,7 +4,14 @@ callbacks) and ``SipCall`` (an answered incoming call running the conversation).
 ``SipCall.run`` answers the INVITE (SDP answer, RTP port, 180, 200), runs the pipeline over
 the call's ``RtpSession`` with a ``SipSerializer``, and cleans up: the call record ends with
 the outcome (``completed`` when either side hangs up, ``error`` when the pipeline fails or the
-ACK never comes, ``interrupted_by_restart``), and a dialog still up gets a BYE.
+ACK never comes, ``interrupted_by_restart``, ``transferred``), and a dialog still up gets a BYE.
+
+Transfers: when the runner has settings (``ConversationEngine``), the call's control is a
+``telephony.sip.control.SipCallControl`` over a ``UserAgentPort``. A warm transfer takes the
+caller's RTP session from the pipeline (``hand_over_media``: the pipeline stops reading and
+sending, and no longer closes it) and the call lives on as a bridge until a leg hangs up;
+the RTP session is closed then. The pipeline itself is ended only after ``transfer`` has
+returned, so that the handover, which runs inside the pipeline, records the transfer first.
 """
 
 from __future__ import annotations
@@ -13,13 +20,16 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipecat.frames.frames import EndFrame
 from pipecat.pipeline.task import PipelineTask
 
 from telephony.link import LinkParams, LinkTransport
 from telephony.rtp.session import DTMF_PREFIX, RtpSession
+from telephony.sip.bridge import Speaker
+from telephony.sip.callport import UserAgentPort
+from telephony.sip.control import SipCallControl, SipTransferConfig
 from telephony.sip.dialog import Dialog, DialogState
 from telephony.sip.errors import SdpError, SipError
 from telephony.sip.message import Request
@@ -48,7 +58,7 @@ class SipLeg:
         self.rtp: RtpSession | None = None
         self.invite_entry: _Entry | None = None  # our latest INVITE server transaction
         self.on_bye: Callable[[], None] | None = None
-        self.on_notify: Callable[[Request], None] | None = None
+        self.on_notify: Callable[[Request], object] | None = None
         self.on_media: Callable[[MediaSession], None] | None = None
         self.sdp_id = secrets.randbelow(2**31)
         self.sdp_version = 1
@@ -101,20 +111,51 @@ class SipLeg:
             self.on_media(answer.session)
 
 
-class SipHangUpControl:
-    """``telephony.control.CallControl`` for a SIP call: hang-up by BYE. Transfers belong to
-    ``telephony.sip.control.SipCallControl``; without it, none are offered."""
+class TransferRunner(Protocol):
+    """What a transfer needs from the conversation runner (``voice.engine``) beyond running
+    calls: its settings, a voice for the briefing, and the ``MonitorSink`` methods that
+    transcribe the bridged call into its record."""
 
-    can_transfer = False
+    settings: Any
+    speak: Speaker
 
-    def __init__(self, call: SipCall) -> None:
+    def vad_stream(self) -> Any: ...
+    async def transcribe(self, audio: Any) -> str: ...
+    def record_after_transfer(self, call_id: str, turn: dict[str, Any]) -> None: ...
+    def monitor_finished(self, call_id: str) -> None: ...
+
+
+class SipConversationControl:
+    """``telephony.control.CallControl`` of a SIP call's conversation: hang-up by BYE, and
+    transfers through ``SipCallControl`` when the call has one (none are offered without)."""
+
+    def __init__(self, call: SipCall, transfers: SipCallControl | None = None) -> None:
         self._call = call
+        self._transfers = transfers
+
+    @property
+    def can_transfer(self) -> bool:
+        return self._transfers is not None and self._transfers.can_transfer
 
     async def hang_up(self, *, reason: str) -> None:
-        await self._call.hang_up(reason)
+        if self._call.bridged and self._transfers is not None:
+            await self._transfers.hang_up(reason=reason)
+        else:
+            await self._call.hang_up(reason)
 
     async def transfer(self, target: str, handoff: Any) -> None:
-        raise SipError("SIP transfers are not configured on this line")
+        if self._transfers is None:
+            raise SipError("SIP transfers are not configured on this line")
+        call = self._call
+        call.transferring = True
+        try:
+            await self._transfers.transfer(target, handoff)
+        finally:
+            call.transferring = False
+            if call.bridged or call.end_deferred:
+                # spawned, so it runs after the handover (our caller, inside the pipeline) has
+                # marked the call transferred: nothing awaits between our return and that
+                call.end_conversation()
 
 
 class SipCall(SipLeg):
@@ -133,6 +174,11 @@ class SipCall(SipLeg):
         self.pipeline: PipelineTask | None = None
         self.ending = False
         self.remote_gone = False
+        self.transfers: SipCallControl | None = None
+        self.transferring = False  # SipCallControl.transfer is running
+        self.end_deferred = False  # ... and asked for the conversation to end
+        self.bridged = False  # the caller's media belongs to a warm transfer's bridge
+        self._media: _ConversationMedia | None = None
         entry.on_failed = self._no_ack
         self.on_media = self._media_changed
 
@@ -187,7 +233,8 @@ class SipCall(SipLeg):
                                    meta={"sip_call_id": self.invite.call_id,
                                          "sip_peer": f"{self.flow.peer[0]}:{self.flow.peer[1]}",
                                          "codec": rtp.media.codec.name})
-        transport = LinkTransport(rtp, LinkParams(
+        media = self._media = _ConversationMedia(rtp)
+        transport = LinkTransport(media, LinkParams(
             audio_in_enabled=True, audio_out_enabled=True, audio_in_sample_rate=16_000,
             audio_out_sample_rate=WIRE_RATE, audio_out_10ms_chunks=2,  # 20 ms packets
             audio_out_end_silence_secs=0, serializer=serializer))
@@ -196,10 +243,18 @@ class SipCall(SipLeg):
         async def _gone(_transport: LinkTransport) -> None:
             self._stop_pipeline()
 
+        if getattr(runner, "settings", None) is not None:  # the engine: transfers are possible
+            transferring: TransferRunner = runner
+            config = SipTransferConfig.from_settings(transferring.settings)
+            self.transfers = SipCallControl(
+                UserAgentPort(self, agent_answer_timeout_s=config.agent_answer_timeout_s),
+                config, sink=transferring, speak=transferring.speak)
+            self.on_notify = self.transfers.notify_received
+            self.on_bye = self.transfers.caller_hung_up
         rtp.begin()
         self.pipeline = runner.build_call(transport=transport, session=session,
                                           audio_out_rate=WIRE_RATE,
-                                          control=SipHangUpControl(self))
+                                          control=SipConversationControl(self, self.transfers))
         if self.remote_gone or self.ending:  # hung up while we were setting up
             return
         try:
@@ -217,6 +272,8 @@ class SipCall(SipLeg):
             log.info("call %s: RTP in %d out %d, lost %d, late %d, unexpected %d, garbage %d, "
                      "dtmf %d", self.call_id, stats.packets_in, stats.packets_out, stats.lost,
                      stats.late, stats.unexpected_source, stats.garbage, stats.dtmf)
+        if self.bridged and self.transfers is not None:
+            await self.transfers.wait_ended()  # the bridge runs until a leg hangs up
         if self.rtp is not None:
             await self.rtp.close()
         ua.calls.pop(self.key, None)
@@ -238,16 +295,24 @@ class SipCall(SipLeg):
 
     def remote_hung_up(self) -> None:
         self.remote_gone = True
+        if self.bridged:  # the conversation is over: only the bridge hears of it (on_bye)
+            super().remote_hung_up()
+            return
         self.outcome = "completed"
         if self.session is not None:
             self.session.event("hang_up", by="caller")
-        self._stop_pipeline()
+        if self.transferring:  # the transfer hears of it (on_bye) and ends the agent's leg
+            self.end_deferred = True  # first; then the conversation ends
+        else:
+            self._stop_pipeline()
         super().remote_hung_up()
 
     def interrupt(self, outcome: str) -> None:
         """The service stops: end the call now."""
         self.outcome = outcome
-        if self.pipeline is None and self.task is not None:
+        if self.bridged and self.transfers is not None:
+            self.ua.spawn(self.transfers.hang_up(reason=outcome))
+        elif self.pipeline is None and self.task is not None:
             self.task.cancel()
         else:
             self._stop_pipeline()
@@ -255,6 +320,23 @@ class SipCall(SipLeg):
     def _stop_pipeline(self) -> None:
         if self.pipeline is not None:
             self.ua.spawn(self.pipeline.cancel())
+
+    def hand_over_media(self) -> RtpSession:
+        """A warm transfer takes the caller's RTP session: the pipeline no longer reads, sends
+        or closes it (the pipeline ends once the transfer has returned)."""
+        assert self.rtp is not None and self._media is not None
+        self.bridged = True
+        self._media.detach()
+        return self.rtp
+
+    def end_conversation(self) -> None:
+        """The conversation is over (transferred away, or BYE sent by the transfer): end the
+        pipeline, but not while a transfer is still running inside it."""
+        if self.transferring:
+            self.end_deferred = True
+            return
+        self.ending = True
+        self._stop_pipeline()
 
     def _no_ack(self, reason: str) -> None:
         log.warning("call %s: %s; hanging up", self.call_id, reason)
@@ -281,6 +363,36 @@ class SipCall(SipLeg):
             await self.ua.bye(self)
         if self.pipeline is not None:
             await self.pipeline.queue_frame(EndFrame())
+
+
+class _ConversationMedia:
+    """The pipeline's view of the caller's ``RtpSession`` (a ``telephony.link.MediaLink``),
+    which a warm transfer can take away: once ``detach``ed, reading waits for ever (at most
+    the one 20 ms packet being awaited is lost), sending is dropped (hold tones still queued),
+    and closing leaves the session open for the bridge."""
+
+    def __init__(self, rtp: RtpSession) -> None:
+        self._rtp = rtp
+        self._detached = asyncio.Event()
+
+    def detach(self) -> None:
+        self._detached.set()
+
+    async def receive(self) -> bytes | str | None:
+        if not self._detached.is_set():
+            message = await self._rtp.receive()
+            if not self._detached.is_set():
+                return message
+        await asyncio.Event().wait()  # the pipeline is cancelled from here
+        return None
+
+    async def send(self, data: bytes | str) -> None:
+        if not self._detached.is_set():
+            await self._rtp.send(data)
+
+    async def close(self) -> None:
+        if not self._detached.is_set():
+            await self._rtp.close()
 
 
 def _dtmf_relay(request: Request) -> str | None:

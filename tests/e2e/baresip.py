@@ -1,4 +1,5 @@
-"""baresip as a test caller: it dials, plays a WAV as its microphone and records what it hears.
+"""baresip as a test phone: a caller that dials, or an agent that answers by itself
+(``answermode=auto``); either plays a WAV as its microphone and records what it hears.
 
 baresip 1.0 (Debian) has no file player, so the call's audio goes to ``aubridge`` (nowhere)
 and the ``sndfile`` filter writes what was decoded to ``dump-*-dec.wav``: what a person on
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import IO
 
 from telephony.audio import read_wav
 
 CONFIG = """poll_method\t\tepoll
-sip_listen\t\t127.0.0.1:0
+sip_listen\t\t127.0.0.1:{listen}
 net_interface\t\t127.0.0.1
 audio_source\t\taufile,{source}
 audio_player\t\taubridge,nowhere
@@ -41,7 +43,7 @@ class BaresipCaller:
         # 8 kHz 16-bit, after lead_s of silence (the greeting) and with silence to listen
         subprocess.run(["sox", str(question), "-r", "8000", "-c", "1", "-b", "16", "-e",
                         "signed-integer", str(source), "pad", str(lead_s), "30"], check=True)
-        (self.folder / "config").write_text(CONFIG.format(source=source, folder=self.folder))
+        (self.folder / "config").write_text(CONFIG.format(source=source, folder=self.folder, listen=0))
         (self.folder / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
         self.log = self.folder / "baresip.log"
 
@@ -57,3 +59,54 @@ class BaresipCaller:
         pcm, rate = read_wav(heard[-1])
         assert rate == 8000, rate
         return pcm
+
+
+class BaresipAgent:
+    """An agent's phone at ``sip:agent@127.0.0.1:port`` that answers the first call at once and
+    plays ``speech`` (8 kHz mono WAV) from the moment it answers; ``start`` it, then ``wait``."""
+
+    def __init__(self, folder: Path, *, speech: Path, port: int) -> None:
+        self.folder = folder / "baresip-agent"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        source = self.folder / "speech.wav"
+        subprocess.run(["sox", str(speech), "-r", "8000", "-c", "1", "-b", "16", "-e",
+                        "signed-integer", str(source)], check=True)
+        (self.folder / "config").write_text(CONFIG.format(source=source, folder=self.folder,
+                                                          listen=port))
+        (self.folder / "accounts").write_text(
+            f"<sip:agent@127.0.0.1:{port}>;regint=0;answermode=auto\n")
+        self.log = self.folder / "baresip.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"sip:agent@127.0.0.1:{self.port}"
+
+    def start(self, *, seconds: float) -> None:
+        """Run for ``seconds`` (then baresip quits, hanging up a call still up)."""
+        self._log_file = self.log.open("wb")
+        self._process = subprocess.Popen(["baresip", "-f", str(self.folder), "-t",
+                                          str(int(seconds))], stdout=self._log_file,
+                                         stderr=subprocess.STDOUT)
+
+    def wait(self, *, timeout_s: float) -> bytes:
+        """Wait for baresip to quit; 8 kHz PCM of what the agent heard."""
+        assert self._process is not None and self._log_file is not None
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        self._log_file.close()
+        heard = sorted(self.folder.glob("dump-*-dec.wav"))
+        if not heard:
+            raise AssertionError(f"the agent's baresip recorded nothing:\n"
+                                 f"{self.log.read_text()[-2000:]}")
+        pcm, rate = read_wav(heard[-1])
+        assert rate == 8000, rate
+        return pcm
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
