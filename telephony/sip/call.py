@@ -76,14 +76,16 @@ class SipLeg:
         if self.on_bye is not None:
             self.on_bye()
 
-    def received(self, request: Request) -> None:
-        """An in-dialog NOTIFY or INFO, answered 200 already."""
+    def received(self, request: Request) -> int:
+        """An in-dialog NOTIFY or INFO; returns the status to answer it with."""
         if request.method == "NOTIFY" and self.on_notify is not None:
-            self.on_notify(request)
-        elif request.method == "INFO" and self.rtp is not None:
+            status = self.on_notify(request)
+            return status if isinstance(status, int) else 200
+        if request.method == "INFO" and self.rtp is not None:
             digit = _dtmf_relay(request)
             if digit is not None:
                 self.rtp._put(DTMF_PREFIX + digit)
+        return 200
 
     def reinvite(self, request: Request, entry: _Entry) -> None:
         """A re-INVITE: answer its offer (hold, unhold, a new address) on the same port."""

@@ -29,8 +29,8 @@ For the transfer code (``telephony.sip.control``), the primitives:
   crosses it is ACKed and ended with BYE). Open the leg's media with ``await ua.open_rtp()``
   and ``make_offer(address=ua.media_address, port=rtp.port, ...)``.
 - ``await ua.bye(leg)``: BYE in the leg's dialog, waiting briefly for the 200.
-- ``SipLeg.on_notify(request)`` / ``on_bye()`` callbacks: in-dialog NOTIFY (already answered
-  200) and the peer's BYE. ``SipCall.rtp`` is the caller's ``RtpSession``, ``SipCall.task``
+- ``SipLeg.on_notify(request)`` / ``on_bye()`` callbacks: in-dialog NOTIFY (answered with the
+  status the callback returns, 200 when it returns none) and the peer's BYE. ``SipCall.rtp`` is the caller's ``RtpSession``, ``SipCall.task``
   its pipeline.
 """
 
@@ -421,8 +421,8 @@ class SipUserAgent:
             leg.invite_entry = entry
             leg.reinvite(request, entry)
         elif method in ("NOTIFY", "INFO"):
-            self.respond(entry, leg.dialog.response(request, 200))
-            leg.received(request)
+            # The call's handler says how to answer (a NOTIFY for no running transfer: 481).
+            self.respond(entry, leg.dialog.response(request, leg.received(request)))
         elif method == "OPTIONS":
             self.respond(entry, leg.dialog.response(request, 200, headers=_capabilities()))
         elif method in KNOWN_METHODS:

@@ -199,6 +199,16 @@ async def test_in_dialog_notify_reaches_the_call_and_is_answered(ua, peer):
     assert notified and notified[0].method == "NOTIFY"
 
 
+async def test_a_notify_the_call_does_not_expect_is_answered_with_the_calls_status(ua, peer):
+    await peer.call()
+    await settle(lambda: ua.calls)
+    call = next(iter(ua.calls.values()))
+    call.on_notify = lambda request: 481  # no transfer of ours is running
+    peer.send(peer.request("NOTIFY", body="SIP/2.0 200 OK\r\n", content_type="message/sipfrag",
+                           extra="Event: refer"))
+    await peer.response(481, method="NOTIFY")
+
+
 async def test_the_allow_list_refuses_other_sources_with_403(runner):
     ua = SipUserAgent(runner, port=0, timers=FAST, allow="10.0.0.0/8, 192.168.1.7")
     await ua.start()
