@@ -15,21 +15,18 @@ from typing import Any
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
-    InputDTMFFrame,
-    KeypadEntry,
     OutputAudioRawFrame,
 )
 from pipecat.serializers.base_serializer import FrameSerializer
 
 from telephony.audio import Resampler
 from telephony.control import CallHooks
-from telephony.frames import CallStartedFrame, SpeechMarkFrame
+from telephony.frames import CallStartedFrame, SpeechMarkFrame, keypad_frame
 from telephony.rtp.session import DTMF_PREFIX, START
 
 SIP_CHANNEL = "sip"
 PIPELINE_RATE = 16_000
 WIRE_RATE = 8000
-KEYPAD = frozenset(entry.value for entry in KeypadEntry)
 
 
 class SipSerializer(FrameSerializer):
@@ -54,10 +51,7 @@ class SipSerializer(FrameSerializer):
                 return CallStartedFrame(call_id=self._call_id, caller=self._caller,
                                         channel=SIP_CHANNEL)
             if data.startswith(DTMF_PREFIX) and self._hooks.started:
-                digit = data[len(DTMF_PREFIX):]
-                if digit in KEYPAD:
-                    return InputDTMFFrame(KeypadEntry(digit))
-                self._hooks.event("dtmf_ignored", digit=digit)
+                return keypad_frame(data[len(DTMF_PREFIX):], self._hooks)
             return None
         if not self._hooks.started or not data:
             return None
