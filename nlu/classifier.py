@@ -6,7 +6,9 @@ The labels are whatever the training file uses (``nlu/data/README.md`` documents
 
 The model is multinomial logistic regression over TF-IDF features of two kinds: word uni- and
 bigrams (what was said) and character 3- to 5-grams across word boundaries (which survive ASR
-slips such as "bright line plus" or "member ship"). Written in numpy: a model file holds plain
+slips such as "bright line plus" or "member ship"). It learns from the written examples and,
+when that optional file is there, from the recogniser's transcripts of them over a phone line
+(:func:`load_training`, ``nlu/asr_examples.py``). Written in numpy: a model file holds plain
 arrays (``.npz``, loaded without pickle) and training the shipped examples takes a second or two.
 
 Training runs in the dual: with L2 regularisation the weights are a combination of the training
@@ -39,15 +41,17 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "DATA_DIR", "EVAL_FILE", "MODEL_FILE", "TRAIN_FILE", "Example",
+    "ASR_TRAIN_FILE", "DATA_DIR", "EVAL_FILE", "MODEL_FILE", "TRAIN_FILE", "Example",
     "IntentClassifier", "IntentDataError", "IntentModelError", "IntentPrediction",
-    "load_examples", "normalize_utterance",
+    "load_examples", "load_training", "normalize_utterance",
 ]
 
 log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).parent / "data"
 TRAIN_FILE = DATA_DIR / "intents_train.jsonl"
+# The training lines as the recogniser heard them through a phone line (nlu/asr_examples.py).
+ASR_TRAIN_FILE = DATA_DIR / "intents_train_asr.jsonl"
 EVAL_FILE = DATA_DIR / "intents_eval.jsonl"
 MODEL_FILE = DATA_DIR / "intent_model.npz"
 
@@ -69,10 +73,12 @@ class IntentModelError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One labelled utterance."""
+    """One labelled utterance; ``heard_from`` is the written line it is a transcript of, for
+    the recogniser's copies in ``intents_train_asr.jsonl`` (see :meth:`IntentClassifier.train`)."""
 
     text: str
     intent: str
+    heard_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,8 @@ def _tfidf(text: str, index: dict[str, int], idf: np.ndarray, unseen: float) -> 
 
 
 def load_examples(path: Path | str) -> list[Example]:
-    """Read a JSON-lines file of ``{"text": ..., "intent": ...}`` objects (blank lines skipped)."""
+    """Read a JSON-lines file of ``{"text": ..., "intent": ...}`` objects (blank lines skipped);
+    a ``"said"`` key, the line a transcript was heard from, becomes ``heard_from``."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -156,13 +163,42 @@ def load_examples(path: Path | str) -> list[Example]:
             continue
         try:
             record = json.loads(line)
-            text, intent = record["text"], record["intent"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            text, intent, said = record["text"], record["intent"], record.get("said")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise IntentDataError(f"{path}:{number}: expected {{'text', 'intent'}}") from exc
         if not isinstance(text, str) or not isinstance(intent, str) or not intent:
             raise IntentDataError(f"{path}:{number}: text and intent must be strings")
-        examples.append(Example(text, intent))
+        if said is not None and not isinstance(said, str):
+            raise IntentDataError(f"{path}:{number}: said must be a string")
+        examples.append(Example(text, intent, said))
     return examples
+
+
+def load_training(data_dir: Path | str = DATA_DIR) -> tuple[list[Example], str]:
+    """The training examples of ``data_dir`` and the sha256 digest that names them.
+
+    They are ``intents_train.jsonl`` followed by ``intents_train_asr.jsonl`` when that file
+    exists (optional: ``nlu/asr_examples.py`` makes it). Without it the digest is the training
+    file's own, as models saved before the second file existed recorded it. A transcript of an
+    intent the training file does not have is refused: intents are added by hand.
+    """
+    files = [Path(data_dir) / TRAIN_FILE.name, Path(data_dir) / ASR_TRAIN_FILE.name]
+    if not files[1].exists():
+        files.pop()
+    contents = []
+    for path in files:
+        try:
+            contents.append(path.read_bytes())
+        except OSError as exc:
+            raise IntentDataError(f"cannot read examples file {path}: {exc}") from exc
+    written = load_examples(files[0])
+    heard = load_examples(files[1]) if len(files) > 1 else []
+    intents = {e.intent for e in written}
+    for number, example in enumerate(heard, start=1):
+        if example.intent not in intents:
+            raise IntentDataError(f"{files[1]}:{number}: intent {example.intent!r} is not one "
+                                  f"of {files[0].name}'s")
+    return [*written, *heard], hashlib.sha256(b"\n".join(contents)).hexdigest()
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -262,14 +298,27 @@ def _primal_weights(rows: _SparseRows, coef: np.ndarray, n_features: int) -> np.
     return weights
 
 
-def _stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """A fold number per example: each label's examples dealt round-robin after a shuffle."""
+def _groups(examples: Sequence[Example]) -> np.ndarray:
+    """For each example the index of the written line it belongs with: its own for a written
+    line, its line's for a transcript (its own when that line is not among ``examples``)."""
+    first: dict[str, int] = {}
+    for i, e in enumerate(examples):
+        if e.heard_from is None:
+            first.setdefault(e.text, i)
+    return np.array([first.get(e.heard_from, i) if e.heard_from is not None else i
+                     for i, e in enumerate(examples)], dtype=np.int64)
+
+
+def _stratified_folds(y: np.ndarray, group: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """A fold number per example: each label's groups (a written line and the transcripts
+    heard from it) dealt round-robin after a shuffle, so no fold trains on a copy of a line it
+    holds out."""
     rng = np.random.default_rng(seed)
     fold_of = np.zeros(len(y), dtype=np.int64)
     for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        fold_of[members] = np.arange(len(members)) % folds
-    return fold_of
+        leaders = rng.permutation(np.unique(group[y == label]))
+        fold_of[leaders] = np.arange(len(leaders)) % folds
+    return fold_of[group]
 
 
 class IntentClassifier:
@@ -299,7 +348,12 @@ class IntentClassifier:
         cls, examples: Iterable[Example], *, l2: float = 1e-4, iterations: int = 150,
         folds: int = 5, seed: int = 0, training_digest: str = "",
     ) -> IntentClassifier:
-        """Fit the model and calibrate its confidence by ``folds``-fold cross-validation."""
+        """Fit the model and calibrate its confidence by ``folds``-fold cross-validation.
+
+        A transcript (an example with ``heard_from``) falls in the same fold as its written
+        line: scored by a model that had learnt a near-copy of it, a held-out line would look
+        easier than a new caller's words, and the temperature would come out overconfident.
+        """
         started = time.perf_counter()
         examples = list(examples)
         texts = [normalize_utterance(e.text) for e in examples]
@@ -315,18 +369,18 @@ class IntentClassifier:
         rows = [_tfidf(t, index, idf, float(idf.max())) for t in texts]
         gram = _gram(rows) + 1.0  # + 1: the constant bias feature
 
-        def fit(gram: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return _fit_dual(gram, y, len(labels), l2=l2, iterations=iterations)
+        def fit(train: np.ndarray) -> np.ndarray:
+            return _fit_dual(gram[np.ix_(train, train)], y[train], len(labels), l2=l2,
+                             iterations=iterations)
 
-        fold_of = _stratified_folds(y, folds, seed)
+        fold_of = _stratified_folds(y, _groups(examples), folds, seed)
         held_out = np.zeros((len(y), len(labels)))
         for fold in range(folds):
             train, test = fold_of != fold, fold_of == fold
-            coef = fit(gram[np.ix_(train, train)], y[train])
-            held_out[test] = gram[np.ix_(test, train)] @ coef
+            held_out[test] = gram[np.ix_(test, train)] @ fit(train)
         temperature = _fit_temperature(held_out, y)
 
-        coef = fit(gram, y)
+        coef = fit(np.ones(len(y), dtype=bool))
         model = cls(
             labels=labels, vocabulary=vocabulary, idf=idf,
             weights=_primal_weights(rows, coef, len(vocabulary)), bias=coef.sum(axis=0),
@@ -383,17 +437,15 @@ class IntentClassifier:
     def default(cls, *, data_dir: Path | str = DATA_DIR) -> IntentClassifier:
         """The model of the shipped examples: ``intent_model.npz`` if it matches them, else trained.
 
-        A model file counts only if trained on exactly the current ``intents_train.jsonl``, so
-        edited examples never leave a stale model in use. Call once per process and share it.
+        The examples are those of :func:`load_training`. A model file counts only if trained on
+        exactly the current files, so edited examples never leave a stale model in use. Call
+        once per process and share it.
         """
-        train_file, model_file = Path(data_dir) / TRAIN_FILE.name, Path(data_dir) / MODEL_FILE.name
-        try:
-            digest = hashlib.sha256(train_file.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise IntentDataError(f"cannot read examples file {train_file}: {exc}") from exc
+        model_file = Path(data_dir) / MODEL_FILE.name
+        examples, digest = load_training(data_dir)
         if model_file.exists():
             model = cls.load(model_file)
             if model.training_digest == digest:
                 return model
             log.info("%s was trained on other examples; retraining", model_file)
-        return cls.train(load_examples(train_file), training_digest=digest)
+        return cls.train(examples, training_digest=digest)

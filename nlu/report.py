@@ -62,7 +62,8 @@ __all__ = [
     "SLOTS_EVAL_FILE", "SLOT_KINDS", "TARGETS", "CallerVoice", "ConditionReport", "Hearing",
     "NluReport", "PhoneCaller", "ReplyReport", "SlotExample", "SlotReport", "VoiceUnavailableError",
     "evaluate_condition", "evaluate_nlu", "format_nlu_report", "invented_numbers",
-    "load_slot_examples", "main_eval_nlu", "read_slots", "word_error_rate",
+    "load_slot_examples", "main_eval_nlu", "over_phone_line", "read_slots",
+    "service_transcriber", "word_error_rate",
 ]
 
 SLOTS_EVAL_FILE: Final = DATA_DIR / "slots_eval.jsonl"
@@ -512,11 +513,18 @@ class CallerVoice:
 
     def phone_audio(self, text: str) -> np.ndarray:
         """``text`` spoken and sent over a phone line: float32 mono 16 kHz."""
-        from telephony.audio import pcm16_to_ulaw, read_wav, resample, ulaw_to_pcm16
+        from telephony.audio import read_wav
 
-        pcm, rate = read_wav(self.wav(text))
-        line = ulaw_to_pcm16(pcm16_to_ulaw(resample(pcm, rate, 8000)))
-        return np.frombuffer(resample(line, 8000, 16000), dtype="<i2").astype(np.float32) / 32768
+        return over_phone_line(*read_wav(self.wav(text)))
+
+
+def over_phone_line(pcm: bytes, rate: int) -> np.ndarray:
+    """16-bit mono PCM at ``rate`` as the service receives it from a phone: down to 8 kHz
+    G.711 μ-law and back up to 16 kHz, as float32 in [-1, 1]."""
+    from telephony.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+    line = ulaw_to_pcm16(pcm16_to_ulaw(resample(pcm, rate, 8000)))
+    return np.frombuffer(resample(line, 8000, 16000), dtype="<i2").astype(np.float32) / 32768
 
 
 class PhoneCaller:
@@ -597,15 +605,19 @@ def main_eval_nlu(args: argparse.Namespace) -> int:
     return 0
 
 
-def _phone_caller(voice: str, folder: Path, settings: Any, *, total: int) -> PhoneCaller:
+def service_transcriber(settings: Any) -> Any:
+    """The recogniser with the service's settings (model, threads, beam, window, vocabulary)."""
     from voice.asr import WhisperTranscriber
+
+    return WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
+                              beam_size=settings.asr_beam_size, language=settings.asr_language,
+                              min_window_s=settings.asr_window_s,
+                              vocabulary=settings.asr_vocabulary)
+
+
+def _phone_caller(voice: str, folder: Path, settings: Any, *, total: int) -> PhoneCaller:
     from voice.listening import _ASR_HINTS  # the hints the service gives the recogniser
 
     caller_voice = CallerVoice(voice, folder)  # first: a missing binary fails before the model
-    transcriber = WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
-                                     beam_size=settings.asr_beam_size,
-                                     language=settings.asr_language,
-                                     min_window_s=settings.asr_window_s,
-                                     vocabulary=settings.asr_vocabulary)
-    return PhoneCaller(caller_voice, transcriber, hints=_ASR_HINTS, progress=sys.stderr,
-                       total=total)
+    return PhoneCaller(caller_voice, service_transcriber(settings), hints=_ASR_HINTS,
+                       progress=sys.stderr, total=total)

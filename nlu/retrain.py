@@ -35,7 +35,6 @@ Errors::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -57,6 +56,7 @@ from nlu.classifier import (
     IntentDataError,
     IntentModelError,
     load_examples,
+    load_training,
     normalize_utterance,
 )
 from nlu.evaluation import evaluate_intents
@@ -288,7 +288,8 @@ def _ensure_writable(path: Path) -> None:
 # ---------------------------------------------------------------------- retraining
 def retrain(data_dir: Path | str = DATA_DIR, *,
             previous: IntentClassifier | None = None) -> RetrainReport:
-    """Train on ``data_dir``'s ``intents_train.jsonl``, save ``intent_model.npz`` there and
+    """Train on ``data_dir``'s ``intents_train.jsonl`` (and ``intents_train_asr.jsonl``, the
+    recogniser's transcripts of its lines, when there), save ``intent_model.npz`` there and
     measure both models on the held-out set (``data_dir``'s ``intents_eval.jsonl``, else the
     shipped one).
 
@@ -298,20 +299,15 @@ def retrain(data_dir: Path | str = DATA_DIR, *,
     since the model file was saved.
     """
     data_dir = Path(data_dir)
-    train_path, model_path = data_dir / TRAIN_FILE.name, data_dir / MODEL_FILE.name
+    model_path = data_dir / MODEL_FILE.name
     _ensure_writable(model_path)
     if previous is None:
         try:
             previous = IntentClassifier.default(data_dir=data_dir)
         except IntentModelError:  # a corrupt model file (the service could not start either)
             previous = None
-    try:
-        training = train_path.read_bytes()
-    except OSError as exc:
-        raise IntentDataError(f"cannot read examples file {train_path}: {exc}") from exc
-    examples = load_examples(train_path)
-    model = IntentClassifier.train(examples,
-                                   training_digest=hashlib.sha256(training).hexdigest())
+    examples, digest = load_training(data_dir)  # with intents_train_asr.jsonl when present
+    model = IntentClassifier.train(examples, training_digest=digest)
     new = _new_file_beside(model_path, ".npz")  # save() adds .npz to a name without it
     try:
         model.save(new)
