@@ -22,6 +22,16 @@ def heard(transcriber, pcm8k: bytes) -> str:
     return re.sub(r"[^a-z0-9.$ ]", " ", text)
 
 
+def heard_in_windows(transcriber, pcm8k: bytes, *, window_s: float = 20.0,
+                     step_s: float = 10.0) -> str:
+    """`heard` over overlapping windows, joined: whisper may stop early in long, sparse audio,
+    and with the overlap every utterance shorter than window_s - step_s is whole in a window."""
+    window, step = int(window_s * 8000) * 2, int(step_s * 8000) * 2
+    pieces = [heard(transcriber, pcm8k[at:at + window])
+              for at in range(0, max(len(pcm8k) - (window - step), 1), step)]
+    return " | ".join(pieces)
+
+
 async def test_three_kb_questions_get_spoken_answers_with_the_right_facts(server, voices,
                                                                           transcriber):
     questions = [
