@@ -612,12 +612,12 @@ def service_transcriber(settings: Any) -> Any:
     return WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
                               beam_size=settings.asr_beam_size, language=settings.asr_language,
                               min_window_s=settings.asr_window_s,
-                              vocabulary=settings.asr_vocabulary)
+                              vocabulary=settings.asr_vocabulary, data_dir=settings.data_dir)
 
 
 def _phone_caller(voice: str, folder: Path, settings: Any, *, total: int) -> PhoneCaller:
-    from voice.listening import _ASR_HINTS  # the hints the service gives the recogniser
+    from voice.listening import ASR_HINTS  # the hints the service gives the recogniser
 
     caller_voice = CallerVoice(voice, folder)  # first: a missing binary fails before the model
-    return PhoneCaller(caller_voice, service_transcriber(settings), hints=_ASR_HINTS,
+    return PhoneCaller(caller_voice, service_transcriber(settings), hints=ASR_HINTS,
                        progress=sys.stderr, total=total)

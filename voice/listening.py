@@ -84,7 +84,7 @@ _WORD = re.compile(r"[a-z']+")
 _CODE_DIGITS: dict[str, int] = {"order_number": 4, "postcode": 5}
 # What the recogniser is primed with while the assistant waits for a code: digits spaced out,
 # so "four three zero zero four" comes back as "4 3 0 0 4", not "4th read, error, 0-4".
-_ASR_HINTS: dict[str, str] = {"order_number": "Order number 1 0 0 1.",
+ASR_HINTS: dict[str, str] = {"order_number": "Order number 1 0 0 1.",
                               "postcode": "Postcode 9 4 1 1 0."}
 _CODE_GIVEN: dict[str, Callable[[str], object]] = {
     "order_number": extract_order_number, "postcode": extract_postcode,
@@ -266,7 +266,7 @@ class CallerTurnProcessor(FrameProcessor):
             return
         loop = asyncio.get_running_loop()
         audio = _to_float(self._segment)
-        hint = _ASR_HINTS.get(self._session.expecting or "", "")
+        hint = ASR_HINTS.get(self._session.expecting or "", "")
         self._asr_job = loop.run_in_executor(
             self._executor, functools.partial(self._asr.transcribe, audio, hint=hint))
         self._turn_job = None

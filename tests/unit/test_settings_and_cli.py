@@ -65,3 +65,11 @@ def test_call_reports_an_unreachable_server_in_one_line(capsys):
     assert main(["call", "--url", "ws://127.0.0.1:9/twilio/stream", "dtmf:1#"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach" in err[0]
+
+
+def test_serve_with_an_unknown_asr_model_exits_2_naming_the_setting(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("IVA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("IVA_ASR_MODEL", "large-v3")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "IVA_ASR_MODEL='large-v3': unknown model" in err and "tiny.en, base" in err
