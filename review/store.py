@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from review import sqlite
 from review.migrations import SCHEMA_VERSION, SQLITE_FTS5, Migration
 from review.records import (
     DuplicateCallError,
@@ -89,20 +90,14 @@ class SqliteCallStore(SqlCallStore):
         self.location = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            # isolation_level=None: no implicit transactions; _transaction() opens each one.
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                 timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:  # no implicit transactions: _transaction() opens each one
+            db, mode = sqlite.connect(self.path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open call store {self.path}: {exc}") from exc
+        if mode != "wal":
+            logger.warning("call store %s runs in %s mode, not WAL", self.path, mode)
         self._db: sqlite3.Connection | None = db
         try:
-            db.row_factory = sqlite3.Row
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                logger.warning("call store %s runs in %s mode, not WAL", self.path, mode)
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
             self._fts5 = _fts5_available(db)
             self._migrate()
             self._searches_fts5 = self._ensure_fts5()

@@ -41,6 +41,8 @@ from typing import Final, Literal, get_args
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from review import sqlite
+
 __all__ = [
     "MIN_PASSWORD_LENGTH", "ROLES", "DuplicateUserError", "InvalidUserError", "Role",
     "UnknownUserError", "User", "UserStore", "UserStoreError", "ensure_admin",
@@ -115,15 +117,11 @@ class UserStore:
         self._dummy_hash: str | None = None
         self._lock = threading.Lock()
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                 timeout=SQLITE_BUSY_TIMEOUT_S)
+            db, _mode = sqlite.connect(self.path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise UserStoreError(f"cannot open user store {self.path}: {exc}") from exc
         self._db: sqlite3.Connection | None = db
         try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except BaseException:
             self.close()
