@@ -4,9 +4,13 @@ A caller turn's text, as the ASR heard it, goes in; an :class:`IntentPrediction`
 the most likely intent, a confidence that means what it says, and the ranking of all intents.
 The labels are whatever the training file uses (``nlu/data/README.md`` documents them).
 
-The model is multinomial logistic regression over TF-IDF features of two kinds: word uni- and
-bigrams (what was said) and character 3- to 5-grams across word boundaries (which survive ASR
-slips such as "bright line plus" or "member ship"). It learns from the written examples and,
+The model is multinomial logistic regression over features of three kinds: TF-IDF of word uni-
+and bigrams (what was said), TF-IDF of character 3- to 5-grams across word boundaries (which
+survive ASR slips such as "bright line plus" or "member ship"), and, when trained with a
+sentence encoder (the MiniLM model that kb/ uses for retrieval, ``kb/embeddings.py``), the
+utterance's 384-dimensional sentence embedding, which carries what was meant to paraphrases the
+examples never spelt out ("terminate the subscription" near "cancel my membership"). It learns
+from the written examples and,
 when that optional file is there, from the recogniser's transcripts of them over a phone line
 (:func:`load_training`, ``nlu/asr_examples.py``). Written in numpy: a model file holds plain
 arrays (``.npz``, loaded without pickle) and training the shipped examples takes a second or two.
@@ -37,11 +41,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 __all__ = [
-    "ASR_TRAIN_FILE", "DATA_DIR", "EVAL_FILE", "MODEL_FILE", "TRAIN_FILE", "Example",
+    "ASR_TRAIN_FILE", "DATA_DIR", "EMBEDDING_WEIGHT", "EVAL_FILE", "MODEL_FILE", "TRAIN_FILE",
+    "Encoder", "Example",
     "IntentClassifier", "IntentDataError", "IntentModelError", "IntentPrediction",
     "load_examples", "load_training", "normalize_utterance",
 ]
@@ -55,9 +61,14 @@ ASR_TRAIN_FILE = DATA_DIR / "intents_train_asr.jsonl"
 EVAL_FILE = DATA_DIR / "intents_eval.jsonl"
 MODEL_FILE = DATA_DIR / "intent_model.npz"
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _CHAR_NGRAMS = (3, 5)
 _BLOCK_WEIGHTS = (1.0, 1.0)  # words, characters: each block is L2-normalised, then weighted
+# The sentence embedding's weight beside the two unit-length n-gram blocks (its vectors have
+# unit length too): in the Gram matrix, X Xᵀ + EMBEDDING_WEIGHT · E Eᵀ. Chosen among 0.3, 0.5,
+# 1 and 2 (docs/benchmarks.md): cross-validated accuracy rises with it, accuracy on recogniser
+# transcripts falls above 0.5.
+EMBEDDING_WEIGHT = 0.5
 
 _SparseRow = tuple[np.ndarray, np.ndarray]  # one utterance's feature indices and values
 _SparseRows = Sequence[_SparseRow]
@@ -321,6 +332,12 @@ def _stratified_folds(y: np.ndarray, group: np.ndarray, folds: int, seed: int) -
     return fold_of[group]
 
 
+class Encoder(Protocol):
+    """Sentence embeddings: unit vectors, one row per text (``kb.embeddings.SentenceEncoder``)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
 class IntentClassifier:
     """A trained intent model; build one with :meth:`train`, :meth:`load` or :meth:`default`.
 
@@ -330,6 +347,7 @@ class IntentClassifier:
     def __init__(
         self, *, labels: Sequence[str], vocabulary: Sequence[str], idf: np.ndarray,
         weights: np.ndarray, bias: np.ndarray, temperature: float, training_digest: str = "",
+        embedding_weights: np.ndarray | None = None, encoder: Encoder | None = None,
     ) -> None:
         self.labels: tuple[str, ...] = tuple(labels)
         self.temperature = float(temperature)
@@ -342,13 +360,33 @@ class IntentClassifier:
         self._bias = np.asarray(bias, dtype=np.float64)
         if self._weights.shape != (len(self._vocabulary), len(self.labels)):
             raise IntentModelError("weights do not match the vocabulary and labels")
+        # (384, labels) weights of the sentence embedding, EMBEDDING_WEIGHT folded in; None for
+        # an n-gram-only model (trained without an encoder).
+        self._embedding_weights = (None if embedding_weights is None or not embedding_weights.size
+                                   else np.asarray(embedding_weights, dtype=np.float32))
+        if self._embedding_weights is not None:
+            if self._embedding_weights.shape[1] != len(self.labels):
+                raise IntentModelError("embedding weights do not match the labels")
+            if encoder is None:
+                from kb.embeddings import shared_encoder
+                encoder = shared_encoder()
+        self._encoder = encoder
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether the model reads sentence embeddings (else word and character n-grams only)."""
+        return self._embedding_weights is not None
 
     @classmethod
     def train(
         cls, examples: Iterable[Example], *, l2: float = 1e-4, iterations: int = 150,
-        folds: int = 5, seed: int = 0, training_digest: str = "",
+        folds: int = 5, seed: int = 0, training_digest: str = "", encoder: Encoder | None = None,
     ) -> IntentClassifier:
         """Fit the model and calibrate its confidence by ``folds``-fold cross-validation.
+
+        With an ``encoder`` the model also reads sentence embeddings (:data:`EMBEDDING_WEIGHT`);
+        encoding the examples is most of the training time then (about 15 s for the shipped
+        ones on two cores). Without one it is an n-gram model, trained in a second or two.
 
         A transcript (an example with ``heard_from``) falls in the same fold as its written
         line: scored by a model that had learnt a near-copy of it, a held-out line would look
@@ -368,6 +406,10 @@ class IntentClassifier:
         index = {feature: i for i, feature in enumerate(vocabulary)}
         rows = [_tfidf(t, index, idf, float(idf.max())) for t in texts]
         gram = _gram(rows) + 1.0  # + 1: the constant bias feature
+        embedded = None
+        if encoder is not None:
+            embedded = encoder.encode([e.text for e in examples]).astype(np.float64)
+            gram += EMBEDDING_WEIGHT * (embedded @ embedded.T)
 
         def fit(train: np.ndarray) -> np.ndarray:
             return _fit_dual(gram[np.ix_(train, train)], y[train], len(labels), l2=l2,
@@ -385,19 +427,28 @@ class IntentClassifier:
             labels=labels, vocabulary=vocabulary, idf=idf,
             weights=_primal_weights(rows, coef, len(vocabulary)), bias=coef.sum(axis=0),
             temperature=temperature, training_digest=training_digest,
+            embedding_weights=(None if embedded is None
+                               else EMBEDDING_WEIGHT * (embedded.T @ coef)),
+            encoder=encoder,
         )
         log.info(
-            "trained intent model: %d examples, %d intents, %d features, cross-validated "
-            "accuracy %.3f, temperature %.2f, %.2f s", len(y), len(labels), len(vocabulary),
+            "trained intent model: %d examples, %d intents, %d n-gram features%s, "
+            "cross-validated accuracy %.3f, temperature %.2f, %.2f s", len(y), len(labels),
+            len(vocabulary), " + sentence embeddings" if embedded is not None else "",
             np.mean(held_out.argmax(axis=1) == y), temperature, time.perf_counter() - started,
         )
         return model
 
     def probabilities(self, text: str) -> np.ndarray:
         """Calibrated probabilities of every label (in :attr:`labels` order) for ``text``."""
-        text = normalize_utterance(text)
-        indices, values = _tfidf(text, self._index, self._idf, self._unseen_idf)
-        return _softmax((self._bias + values @ self._weights[indices]) / self.temperature)
+        words = normalize_utterance(text)
+        if not words:  # nothing said (or only punctuation): no intent is likelier than another
+            return np.full(len(self.labels), 1.0 / len(self.labels))
+        indices, values = _tfidf(words, self._index, self._idf, self._unseen_idf)
+        logits = self._bias + values @ self._weights[indices]
+        if self._embedding_weights is not None and self._encoder is not None:
+            logits = logits + self._encoder.encode([text])[0] @ self._embedding_weights
+        return _softmax(logits / self.temperature)
 
     def predict(self, text: str) -> IntentPrediction:
         """The most likely intent of one caller turn, with its calibrated confidence."""
@@ -412,11 +463,14 @@ class IntentClassifier:
             vocabulary=np.array(self._vocabulary), idf=self._idf, weights=self._weights,
             bias=self._bias, temperature=np.array(self.temperature),
             training_digest=np.array(self.training_digest),
+            embedding_weights=(np.zeros((0, len(self.labels)), dtype=np.float32)
+                               if self._embedding_weights is None else self._embedding_weights),
         )
 
     @classmethod
-    def load(cls, path: Path | str) -> IntentClassifier:
-        """Read a model written by :meth:`save`."""
+    def load(cls, path: Path | str, *, encoder: Encoder | None = None) -> IntentClassifier:
+        """Read a model written by :meth:`save`; one that reads sentence embeddings uses
+        ``encoder`` (default: the process's shared MiniLM encoder, loaded on first use)."""
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 if (version := int(data["format_version"])) != _FORMAT_VERSION:
@@ -427,6 +481,7 @@ class IntentClassifier:
                     idf=data["idf"], weights=data["weights"], bias=data["bias"],
                     temperature=float(data["temperature"]),
                     training_digest=str(data["training_digest"]),
+                    embedding_weights=data["embedding_weights"], encoder=encoder,
                 )
         except IntentModelError:
             raise
@@ -447,5 +502,8 @@ class IntentClassifier:
             model = cls.load(model_file)
             if model.training_digest == digest:
                 return model
-            log.info("%s was trained on other examples; retraining", model_file)
-        return cls.train(examples, training_digest=digest)
+            log.info("%s was trained on other examples; retraining (iva nlu retrain saves "
+                     "the model, so the next start does not have to)", model_file)
+        from kb.embeddings import shared_encoder
+
+        return cls.train(examples, training_digest=digest, encoder=shared_encoder())

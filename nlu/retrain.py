@@ -307,7 +307,9 @@ def retrain(data_dir: Path | str = DATA_DIR, *,
         except IntentModelError:  # a corrupt model file (the service could not start either)
             previous = None
     examples, digest = load_training(data_dir)  # with intents_train_asr.jsonl when present
-    model = IntentClassifier.train(examples, training_digest=digest)
+    from kb.embeddings import shared_encoder
+
+    model = IntentClassifier.train(examples, training_digest=digest, encoder=shared_encoder())
     new = _new_file_beside(model_path, ".npz")  # save() adds .npz to a name without it
     try:
         model.save(new)

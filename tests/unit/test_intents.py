@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nlu.classifier import (
     EVAL_FILE,
+    MODEL_FILE,
     TRAIN_FILE,
     Example,
     IntentClassifier,
@@ -16,6 +18,7 @@ from nlu.classifier import (
     IntentModelError,
     IntentPrediction,
     load_examples,
+    load_training,
     normalize_utterance,
 )
 from nlu.evaluation import evaluate_intents, expected_calibration_error, format_report, main
@@ -311,6 +314,73 @@ def test_default_uses_a_model_file_only_while_it_matches_the_examples(tmp_path: 
     retrained = IntentClassifier.default(data_dir=tmp_path)
     assert retrained.labels == ("a", "b")
     assert retrained.training_digest not in {"", trained.training_digest}
+
+
+class TopicEncoder:
+    """A stand-in sentence encoder: texts about fruit point one way, about cars another,
+    whatever their words; everything else a third way. Counts what it encodes."""
+
+    TOPICS = {"fruit": ("apple", "pear", "plum", "mango"), "car": ("sedan", "truck", "van")}
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(self, texts):
+        self.encoded.extend(texts)
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        for row, text in enumerate(texts):
+            topic = next((n for n, (name, words) in enumerate(self.TOPICS.items())
+                          if any(w in text for w in words)), 2)
+            out[row, topic] = 1.0
+        return out
+
+
+def test_the_sentence_embedding_carries_meaning_the_n_grams_never_saw(tmp_path: Path) -> None:
+    # Trained on "apple"/"sedan" lines only; "mango" and "truck" share no n-gram with them.
+    examples = [Example(f"i want the {w} {n}", label) for label, w in (("fruit", "apple"),
+                                                                       ("car", "sedan"))
+                for n in ("now", "today", "please", "soon", "again", "first")]
+    encoder = TopicEncoder()
+    model = IntentClassifier.train(examples, encoder=encoder)
+    assert model.uses_embeddings and len(encoder.encoded) == len(examples)
+    assert model.predict("mango").intent == "fruit"
+    assert model.predict("truck").intent == "car"
+    ngrams_only = IntentClassifier.train(examples)
+    assert not ngrams_only.uses_embeddings
+    assert ngrams_only.predict("mango").confidence < model.predict("mango").confidence
+
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = IntentClassifier.load(path, encoder=encoder)
+    assert loaded.uses_embeddings
+    for text in ("mango", "truck", "i want the apple now", "nothing at all"):
+        assert loaded.predict(text) == model.predict(text)
+    ngrams_only.save(path)
+    assert not IntentClassifier.load(path).uses_embeddings
+
+
+def test_an_empty_turn_is_not_sent_to_the_encoder() -> None:
+    examples = [Example(f"{w} {n}", w) for w in ("apple", "sedan") for n in ("one", "two", "three")]
+    encoder = TopicEncoder()
+    model = IntentClassifier.train(examples, encoder=encoder)
+    encoder.encoded.clear()
+    probs = model.probabilities(" ?! ")
+    assert encoder.encoded == [] and np.allclose(probs, 0.5)
+
+
+def test_the_shipped_model_file_matches_the_examples_and_reads_embeddings() -> None:
+    # Shipped so the service starts without encoding 1,261 lines; retrained if ever stale.
+    _, digest = load_training()
+    shipped = IntentClassifier.load(MODEL_FILE)
+    assert shipped.training_digest == digest, "intent_model.npz is stale: see nlu/data/README.md"
+    assert shipped.uses_embeddings
+
+
+def test_a_model_file_of_the_first_format_asks_for_retraining(tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"
+    np.savez_compressed(path, format_version=np.array(1))
+    with pytest.raises(IntentModelError, match="retrain"):
+        IntentClassifier.load(path)
 
 
 def test_training_needs_two_intents() -> None:
