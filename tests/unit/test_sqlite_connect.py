@@ -50,23 +50,28 @@ def test_other_errors_are_not_retried() -> None:
     assert fake.calls == 1
 
 
+def open_together(path: Path, openers: int) -> tuple[list[str], list[sqlite3.Error]]:
+    """``openers`` threads connect to ``path`` at the same moment: their modes and errors."""
+    barrier, modes, errors = threading.Barrier(openers), [], []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            db, mode = sqlite.connect(path)
+            modes.append(mode)
+            db.close()
+        except sqlite3.Error as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(openers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return modes, errors
+
+
 def test_many_openers_of_a_fresh_file_all_get_wal(tmp_path: Path) -> None:
     for attempt in range(20):
-        path = tmp_path / f"fresh-{attempt}.sqlite3"
-        barrier, modes, errors = threading.Barrier(6), [], []
-
-        def open_it() -> None:
-            barrier.wait()
-            try:
-                db, mode = sqlite.connect(path)
-                modes.append(mode)
-                db.close()
-            except sqlite3.Error as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_it) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        modes, errors = open_together(tmp_path / f"fresh-{attempt}.sqlite3", 6)
         assert errors == [] and modes == ["wal"] * 6
