@@ -99,18 +99,24 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     return Server(base, f"ws://127.0.0.1:{port}/twilio/stream", log_path, process)
 
 
+def stop_server(server: Server, log_name: str) -> None:
+    """Stop a server from :func:`start_server` (killed if it takes over 15 s) and keep its log
+    as ``tests/artifacts/<log_name>``."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.log_path, ARTIFACTS / log_name)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server")
     srv = start_server(tmp)
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(srv.log_path, ARTIFACTS / "e2e-server.log")
+    stop_server(srv, "e2e-server.log")
 
 
 class Voices:

@@ -4,13 +4,11 @@ data directory, loads it and answers a spoken question over the Twilio protocol.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, Server, start_server
+from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.test_twilio_calls import heard
 from voice.caller import CallerTurn, place_call
 
@@ -25,13 +23,7 @@ def base_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(folder, {"IVA_ASR_MODEL": "base"})
     server.folder = folder  # type: ignore[attr-defined]
     yield server
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / "e2e-asr-base-server.log")
+    stop_server(server, "e2e-asr-base-server.log")
 
 
 async def test_the_base_model_hears_a_question_and_the_caller_gets_the_answer(

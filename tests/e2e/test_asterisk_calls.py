@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,7 +13,7 @@ import pytest
 
 from telephony.asterisk import chan_websocket as cw
 from tests.e2e.asterisk_lines import AudioSocketLine, WebSocketLine
-from tests.e2e.conftest import ARTIFACTS, Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
 from tests.e2e.test_twilio_calls import heard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,13 +35,7 @@ def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskServe
     server = start_server(tmp_path_factory.mktemp("asterisk-server"),
                           {"IVA_AUDIOSOCKET_PORT": str(port)})
     yield AsteriskServer(server, port)
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / "e2e-asterisk-server.log")
+    stop_server(server, "e2e-asterisk-server.log")
 
 
 def fact(pattern: str, text: str) -> bool:

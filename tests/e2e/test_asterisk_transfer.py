@@ -5,8 +5,6 @@ callers on both bridges asking for a person, and the agent accepting over the ha
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ import pytest
 
 from telephony.asterisk import chan_websocket as cw
 from tests.e2e.asterisk_lines import AudioSocketLine, WebSocketLine
-from tests.e2e.conftest import ARTIFACTS, Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
 from tests.e2e.test_transfer import agent_accepts
 from tests.e2e.test_twilio_calls import heard
 
@@ -74,13 +72,7 @@ def ari_server(tmp_path_factory, ari) -> Iterator[tuple[Server, int]]:
         "IVA_HANDOFF_TIMEOUT_S": "8",
     })
     yield server, port
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / "e2e-asterisk-ari-server.log")
+    stop_server(server, "e2e-asterisk-ari-server.log")
 
 
 async def ask_for_a_person(line, voices, server: Server) -> tuple[bytes, dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.baresip import BaresipCaller
-from tests.e2e.conftest import ARTIFACTS, Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
 from tests.e2e.test_twilio_calls import heard
 from tests.sip_peer import fuzz_bases, mutants
 
@@ -41,13 +41,7 @@ def sip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
     folder = tmp_path_factory.mktemp("sip-server")
     server = start_server(folder, {"IVA_SIP_PORT": str(port), "IVA_SIP_RING_S": str(RING_S)})
     yield SipServer(server, port, folder)
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / "e2e-sip-server.log")
+    stop_server(server, "e2e-sip-server.log")
 
 
 def sipp(sip: SipServer, scenario: Path, *, caller: str, cwd: Path,

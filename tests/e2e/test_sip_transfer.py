@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.baresip import BaresipAgent, BaresipCaller
-from tests.e2e.conftest import ARTIFACTS, Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_server, stop_server
 from tests.e2e.test_sip_calls import SCENARIOS, SipServer, call_of, sipp
 from tests.e2e.test_twilio_calls import heard, heard_in_windows
 
@@ -32,13 +32,7 @@ def sip_server(tmp_path_factory: pytest.TempPathFactory, name: str,
     server = start_server(folder, {"IVA_SIP_PORT": str(port), "IVA_HANDOFF_TIMEOUT_S": "20",
                                    **env})
     yield SipServer(server, port, folder)
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / f"e2e-{name}.log")
+    stop_server(server, f"e2e-{name}.log")
 
 
 @pytest.fixture(scope="module")

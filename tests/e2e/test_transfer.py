@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -21,10 +19,10 @@ import pytest
 from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USER,
-    ARTIFACTS,
     Server,
     free_port,
     start_server,
+    stop_server,
 )
 from tests.e2e.test_twilio_calls import heard, heard_in_windows
 from voice.caller import CallerTurn, place_call
@@ -81,13 +79,7 @@ def transfer_server(tmp_path_factory, twilio_api) -> Iterator[Server]:
         "IVA_HANDOFF_TIMEOUT_S": "6",
     })
     yield server
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(server.log_path, ARTIFACTS / "e2e-transfer-server.log")
+    stop_server(server, "e2e-transfer-server.log")
 
 
 async def agent_accepts(server: Server, call_sid: str, *, within_s: float = 40.0) -> dict:
