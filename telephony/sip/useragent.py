@@ -26,7 +26,8 @@ For the transfer code (``telephony.sip.control``), the primitives:
   on_provisional=...) -> (dialog | None, response)``: calls out (UAC): the 2xx is ACKed and the
   dialog returned (its ``SipLeg`` is ``ua.leg(dialog)``); a failure returns ``(None, response)``;
   no answer within ``timeout_s``, or the awaiting task cancelled, sends CANCEL (a 2xx that
-  crosses it is ACKed and ended with BYE). Open the leg's media with ``await ua.open_rtp()``
+  crosses it is ACKed and ended with BYE); as RFC 3261 §9.1 requires, not before a provisional
+  response has come: until one does, the CANCEL waits (and with none, the INVITE times out). Open the leg's media with ``await ua.open_rtp()``
   and ``make_offer(address=ua.media_address, port=rtp.port, ...)``.
 - ``await ua.bye(leg)``: BYE in the leg's dialog, waiting briefly for the 200.
 - ``SipLeg.on_notify(request)`` / ``on_bye()`` callbacks: in-dialog NOTIFY (answered with the
@@ -559,7 +560,8 @@ class SipUserAgent:
                                content_type="application/sdp", headers=headers)
         dest = (uri.param("maddr") or uri.host.strip("[]"), uri.port or 5060)
         flow = UdpFlow(self.transports.udp, dest)
-        state: dict[str, object] = {"dialog": None, "ringing": False, "gave_up": False}
+        state: dict[str, object] = {"dialog": None, "ringing": False, "gave_up": False,
+                                    "cancelled": False}
 
         def provisional(response: Response) -> None:
             if response.success:  # a 2xx retransmitted, or a second one: ACK it again
@@ -568,6 +570,8 @@ class SipUserAgent:
                     flow.send(bytes(dialog.ack()), dest)
                 return
             state["ringing"] = True
+            if state["gave_up"]:  # a CANCEL was waiting for this provisional response
+                self._cancel_once(request, flow, dest, state)
             if on_provisional is not None:
                 on_provisional(response)
 
@@ -589,7 +593,8 @@ class SipUserAgent:
             response = await self._cancel_invite(request, flow, dest, future, state)
         except asyncio.CancelledError:
             state["gave_up"] = True
-            self._transact(build_cancel(request), flow, dest)
+            if state["ringing"]:
+                self._cancel_once(request, flow, dest, state)
             future.add_done_callback(lambda done: self._end_late_answer(request, done, dest))
             raise
         if not response.success:
@@ -607,13 +612,22 @@ class SipUserAgent:
     async def _cancel_invite(self, request: Request, flow: Flow, dest: tuple[str, int],
                              future: asyncio.Future[Response],
                              state: dict[str, object]) -> Response:
-        """No final answer in time: CANCEL, then wait for the 487 (or a crossing 2xx)."""
+        """No final answer in time: CANCEL, then wait for the 487 (or a crossing 2xx). With no
+        provisional response yet the CANCEL waits for one (``provisional`` sends it), and the
+        INVITE's own timer B (64·T1) ends the wait if nothing ever comes."""
         state["gave_up"] = True
-        self._transact(build_cancel(request), flow, dest)
+        if state["ringing"]:
+            self._cancel_once(request, flow, dest, state)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), 32 * self.timers.t1)
+            return await asyncio.wait_for(asyncio.shield(future), 64 * self.timers.t1)
         except TimeoutError:
             raise SipTransactionError(f"no answer from {request.uri}") from None
+
+    def _cancel_once(self, request: Request, flow: Flow, dest: tuple[str, int],
+                     state: dict[str, object]) -> None:
+        if not state["cancelled"]:
+            state["cancelled"] = True
+            self._transact(build_cancel(request), flow, dest)
 
     def _end_late_answer(self, request: Request, future: asyncio.Future[Response],
                          dest: tuple[str, int]) -> None:
