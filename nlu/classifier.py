@@ -10,10 +10,11 @@ survive ASR slips such as "bright line plus" or "member ship"), and, when traine
 sentence encoder (the MiniLM model that kb/ uses for retrieval, ``kb/embeddings.py``), the
 utterance's 384-dimensional sentence embedding, which carries what was meant to paraphrases the
 examples never spelt out ("terminate the subscription" near "cancel my membership"). It learns
-from the written examples and,
-when that optional file is there, from the recogniser's transcripts of them over a phone line
-(:func:`load_training`, ``nlu/asr_examples.py``). Written in numpy: a model file holds plain
-arrays (``.npz``, loaded without pickle) and training the shipped examples takes a second or two.
+from the written examples and, when that optional file is there, from the recogniser's
+transcripts of them over a phone line (:func:`load_training`, ``nlu/asr_examples.py``). Written
+in numpy: a model file holds plain arrays (``.npz``, loaded without pickle). Training the shipped
+examples takes a second or two for the n-grams alone and 15-50 s with the encoder (encoding
+them is most of it), which is why the trained model ships as ``nlu/data/intent_model.npz``.
 
 Training runs in the dual: with L2 regularisation the weights are a combination of the training
 vectors, ``W = Xᵀ A``, so accelerated gradient descent on ``W`` runs exactly on the small
