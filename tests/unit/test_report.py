@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from kb.answers import DONT_KNOW, Answer
@@ -18,6 +20,7 @@ from nlu.report import (
     SLOTS_EVAL_FILE,
     CallerVoice,
     NluReport,
+    PhoneCaller,
     SlotExample,
     evaluate_condition,
     evaluate_nlu,
@@ -101,6 +104,31 @@ def test_through_speech_the_classifier_gets_what_was_heard(backend):
     assert report.word_error_rate == pytest.approx(1 / 5)  # one word of five misheard
     assert report.intent_word_error_rate == pytest.approx(1 / 5)
     assert report.transcripts == [("cancel my plus", "cancel my bus"), ("pause it", "pause it")]
+
+
+def test_a_phone_caller_transcribes_the_audio_as_the_service_would_cut_it():
+    class Voice:
+        def phone_audio(self, text):
+            return np.ones(16_000, dtype=np.float32)  # a second of "speech"
+
+    class Transcriber:
+        def __init__(self):
+            self.heard = []
+
+        def transcribe(self, audio, *, hint=""):
+            self.heard.append((len(audio), hint))
+            return SimpleNamespace(text="cut", audio_s=len(audio) / 16_000, compute_s=0.01)
+
+    def segment(audio):  # e.g. service_segmenter(): silence around the words, as on a call
+        return np.concatenate([np.zeros(3_200, dtype=np.float32), audio])
+
+    transcriber = Transcriber()
+    caller = PhoneCaller(Voice(), transcriber, hints={"order_number": "Order number 1 0 0 1."},
+                         segment=segment)
+    assert caller("my order", asked="order_number") == "cut"
+    assert caller("my order", asked="order_number") == "cut"  # heard once, then remembered
+    assert transcriber.heard == [(19_200, "Order number 1 0 0 1.")]
+    assert caller.audio_s == pytest.approx(1.2)
 
 
 # --- slots -----------------------------------------------------------------------------------------
@@ -259,3 +287,18 @@ def test_iva_eval_nlu_through_espeak_and_the_real_asr(tmp_path):
     assert speech["intent_total"] == 8 and len(speech["transcripts"]) == 24
     assert any(t["heard"] for t in speech["transcripts"])
     assert 0.0 <= speech["word_error_rate"] < 1.0
+
+
+def test_the_service_segmenter_puts_live_call_silence_around_espeaks_words(tmp_path):
+    from nlu.report import service_segmenter
+
+    audio = CallerVoice("espeak", tmp_path).phone_audio("where is my order")
+    voiced = np.flatnonzero(np.abs(audio) > 0.02)
+    assert voiced[0] < 16_000 * 0.05  # espeak-ng speaks from its first sample
+
+    segment = service_segmenter()(audio)
+    voiced = np.flatnonzero(np.abs(segment) > 0.02)
+    assert 0.15 <= voiced[0] / 16_000 <= 0.3  # the pre-roll's silence, as on a live call
+    assert 0.05 <= (len(segment) - voiced[-1]) / 16_000 <= 0.45
+    assert len(voiced) >= 0.95 * np.count_nonzero(np.abs(audio) > 0.02)  # no word lost
+    assert len(service_segmenter()(np.zeros(16_000, dtype=np.float32))) == 0
