@@ -79,7 +79,7 @@ LABELS = {
     "client_latency_ms": "voice-to-voice, measured by the caller (end of speech → first answer audio received)",
     "server_latency_ms": "voice-to-voice, measured by the server (`latency_ms`: end of speech → first audio sent)",
     "endpoint_ms": "  of which: end of speech → turn decided and transcribed (pause + turn model + ASR)",
-    "asr_ms": "  ASR time per utterance (faster-whisper tiny.en, int8)",
+    "asr_ms": "  ASR time per utterance (faster-whisper {model}, int8, beam {beam})",
     "route_ms": "  routing and answer composition",
     "tts_first_ms": "  TTS time to first audio (piper, first sentence)",
     "barge_in_stop_ms": "barge-in stop time (caller speech onset → `clear` received)",
@@ -91,6 +91,20 @@ BARGE_IN_LABELS = {
            "`FLUSH_MEDIA` received; other bridges: the answer's last audio received)",
 }
 OTHER_BARGE_IN_LABEL = "barge-in stop time (caller speech onset → the answer's last audio received)"
+
+
+def recogniser() -> dict[str, str]:
+    """The recogniser the benchmarked server runs, from the same IVA_* settings it reads."""
+    from voice.settings import load_settings
+
+    settings = load_settings()
+    return {"model": settings.asr_model or "tiny.en", "beam": str(settings.asr_beam_size)}
+
+
+def labels_for(bridge: str) -> dict[str, str]:
+    """The row labels of a table: the recogniser named, the barge-in row for ``bridge``."""
+    labels = {key: label.format(**recogniser()) for key, label in LABELS.items()}
+    return {**labels, "barge_in_stop_ms": BARGE_IN_LABELS.get(bridge, OTHER_BARGE_IN_LABEL)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -200,14 +214,14 @@ def table(results: dict[str, Figures]) -> list[str]:
     """One bridge: a row per measure (n, p50, p95). Several: a column per bridge."""
     if len(results) == 1:
         [(bridge, figures)] = results.items()
-        labels = {**LABELS, "barge_in_stop_ms": BARGE_IN_LABELS.get(bridge, OTHER_BARGE_IN_LABEL)}
+        labels = labels_for(bridge)
         lines = ["| measure | n | p50 (ms) | p95 (ms) |", "|---|---|---|---|"]
         for key, label in labels.items():
             values = figures[key]
             lines.append(f"| {label} | {len(values)} | {pct(values, 0.5):.0f} | "
                          f"{pct(values, 0.95):.0f} |")
         return lines
-    labels = {**LABELS, "barge_in_stop_ms": BARGE_IN_LABELS["all"]}
+    labels = labels_for("all")
     lines = ["| measure | " + " | ".join(BRIDGE_NAMES[b] for b in results) + " |",
              "|---|" + "---|" * len(results)]
     for key, label in labels.items():

@@ -87,7 +87,7 @@ def test_every_bridge_gets_a_column_of_p50_p95_and_n() -> None:
     assert table["measure"] == ["Twilio", "AudioSocket", "chan_websocket", "SIP/RTP", "WebRTC"]
     assert table[bench.LABELS["client_latency_ms"]] == [
         "30 / 88 (5)", "130 / 188 (5)", "230 / 288 (5)", "330 / 388 (5)", "430 / 488 (5)"]
-    assert table[bench.LABELS["asr_ms"].strip()][4] == "200 / 290 (2)"
+    assert table[bench.labels_for("all")["asr_ms"].strip()][4] == "200 / 290 (2)"
     assert table[bench.BARGE_IN_LABELS["all"]][3] == "-"
     assert "nan" not in text
     assert "Each cell: p50 / p95 in ms (n)." in text
@@ -125,3 +125,11 @@ def test_the_answer_stops_at_its_last_audible_chunk_while_the_caller_talks() -> 
     assert stop_time(heard[:1], onset=1.0, ended=3.0) is None  # it was over before
     still = [(1.0 + 0.1 * i, True) for i in range(1, 21)]
     assert stop_time(still, onset=1.0, ended=3.0) is None  # it never stopped
+
+
+def test_the_asr_row_names_the_recogniser_the_server_runs(monkeypatch) -> None:
+    monkeypatch.setenv("IVA_ASR_BEAM_SIZE", "3")
+    monkeypatch.setenv("IVA_ASR_MODEL", "base")
+    text = bench.report({"twilio": figures(0)}, args("twilio"), when=WHEN, host=HOST)
+    assert "ASR time per utterance (faster-whisper base, int8, beam 3)" in text
+    assert "{model}" not in text
