@@ -127,15 +127,23 @@ class WhisperTranscriber:
 
     def words(self, audio: np.ndarray) -> list[TimedWord]:
         """The words of ``audio`` (float32 16 kHz) with their start and end in seconds: the
-        slow, full decoder with word timestamps, for redacting recordings after a call."""
+        full decoder with word timestamps, for redacting recordings after a call.
+
+        One greedy pass at temperature 0: faster-whisper's default falls back to sampling at
+        five more temperatures when a segment looks repetitive, and a card number read out
+        ("one one one one ...") always does, which took 26 s for 5 s of audio while holding
+        the lock every call's turns wait for. The words only place the silences over what the
+        turn's own transcript already redacted, so the first pass is enough."""
         audio = np.asarray(audio, dtype=np.float32)
         if len(audio) < SAMPLE_RATE // 10:
             return []
         with self._lock:
             segments, _info = self._model.transcribe(
                 audio, language=self._language if self._model.model.is_multilingual else None,
-                beam_size=self._beam_size, word_timestamps=True,
+                beam_size=1, temperature=0.0, word_timestamps=True,
                 condition_on_previous_text=False, vad_filter=False,
+                # a decoding loop ("41, 41, 41, ...") stops where speech that long would
+                max_new_tokens=int(min(len(audio) / SAMPLE_RATE, 30.0) * 2 * _TOKENS_PER_SECOND) + 16,
             )
             return [TimedWord(w.word, float(w.start), float(w.end))
                     for segment in segments for w in (segment.words or [])]
