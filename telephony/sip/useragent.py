@@ -27,8 +27,9 @@ For the transfer code (``telephony.sip.control``), the primitives:
   dialog returned (its ``SipLeg`` is ``ua.leg(dialog)``); a failure returns ``(None, response)``;
   no answer within ``timeout_s``, or the awaiting task cancelled, sends CANCEL (a 2xx that
   crosses it is ACKed and ended with BYE); as RFC 3261 §9.1 requires, not before a provisional
-  response has come: until one does, the CANCEL waits (and with none, the INVITE times out). Open the leg's media with ``await ua.open_rtp()``
-  and ``make_offer(address=ua.media_address, port=rtp.port, ...)``.
+  response has come: until one does, the CANCEL waits (and with none, the INVITE times out).
+  Open the leg's media with ``await ua.open_rtp()`` and
+  ``make_offer(address=ua.media_address, port=rtp.port, ...)``.
 - ``await ua.bye(leg)``: BYE in the leg's dialog, waiting briefly for the 200.
 - ``SipLeg.on_notify(request)`` / ``on_bye()`` callbacks: in-dialog NOTIFY (answered with the
   status the callback returns, 200 when it returns none) and the peer's BYE. ``SipCall.rtp`` is the caller's ``RtpSession``, ``SipCall.task``

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from nlu.report import CallerVoice
 from voice.asr import WhisperTranscriber
 
 pytestmark = pytest.mark.unit
@@ -33,15 +34,9 @@ def test_words_decode_once_greedily_with_a_bound_on_length(transcriber, monkeypa
     assert 16 < seen["max_new_tokens"] <= 80  # 5 s of speech is a few dozen tokens
 
 
-def test_words_of_a_spoken_card_number_come_back_timed_inside_the_audio(transcriber):
-    import tempfile
-    from pathlib import Path
-
-    from nlu.report import CallerVoice
-
-    with tempfile.TemporaryDirectory() as tmp:
-        audio = CallerVoice("flite", Path(tmp)).phone_audio(
-            "My card number is four one one one, one one one one, one one one one.")
+def test_words_of_a_spoken_card_number_come_back_timed_inside_the_audio(transcriber, tmp_path):
+    audio = CallerVoice("flite", tmp_path).phone_audio(
+        "My card number is four one one one, one one one one, one one one one.")
     words = transcriber.words(audio)
     assert any("card" in w.text.lower() for w in words)
     assert all(0 <= w.start_s <= w.end_s <= len(audio) / 16_000 + 0.5 for w in words)

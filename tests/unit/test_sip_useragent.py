@@ -334,61 +334,53 @@ def response_to(request: Request, status: int, reason: str = "X") -> bytes:
             f"Content-Length: 0\r\n\r\n").encode()
 
 
-async def test_calling_out_with_no_answer_cancels(ua):
-    callee = await Udp.open()
+@pytest.fixture
+async def callee():
+    """The far end of a call out: a bare UDP socket the test answers by hand."""
+    udp = await Udp.open()
+    yield udp
+    udp.close()
+
+
+def call_out(ua: SipUserAgent, callee: Udp, *, timeout_s: float):
+    """``ua.invite`` to ``callee`` with a PCMU offer, giving up after ``timeout_s``."""
     offer = make_offer(address="127.0.0.1", port=4000, session_id=1, session_version=1)
-    try:
-        calling = asyncio.create_task(ua.invite(f"sip:agent@127.0.0.1:{callee.port}",
-                                                sdp_offer_bytes=bytes(offer), timeout_s=0.3))
-        data, source = await callee.receive()
-        invite = parse_message(data)
-        callee.send(response_to(invite, 180, "Ringing"), source)
-        while True:
-            message = parse_message((await callee.receive())[0])
-            if message.method == "CANCEL":
-                break
-        for request, status in ((message, 200), (invite, 487)):
-            callee.send((f"SIP/2.0 {status} X\r\nVia: {request.header('Via')}\r\n"
-                         f"From: {request.header('From')}\r\nTo: {request.header('To')};tag=a\r\n"
-                         f"Call-ID: {request.call_id}\r\nCSeq: {request.header('CSeq')}\r\n"
-                         f"Content-Length: 0\r\n\r\n").encode(), source)
-        dialog, response = await asyncio.wait_for(calling, 2)
-        assert dialog is None and response.status == 487
-    finally:
-        callee.close()
+    return ua.invite(f"sip:agent@127.0.0.1:{callee.port}", sdp_offer_bytes=bytes(offer),
+                     timeout_s=timeout_s)
 
 
-async def test_no_cancel_goes_out_before_a_provisional_response(ua):
+async def test_calling_out_with_no_answer_cancels(ua, callee):
+    calling = asyncio.create_task(call_out(ua, callee, timeout_s=0.3))
+    data, source = await callee.receive()
+    invite = parse_message(data)
+    callee.send(response_to(invite, 180, "Ringing"), source)
+    while (cancel := parse_message((await callee.receive())[0])).method != "CANCEL":
+        pass
+    callee.send(response_to(cancel, 200), source)
+    callee.send(response_to(invite, 487, "Request Terminated"), source)
+    dialog, response = await asyncio.wait_for(calling, 2)
+    assert dialog is None and response.status == 487
+
+
+async def test_no_cancel_goes_out_before_a_provisional_response(ua, callee):
     # RFC 3261 9.1: a CANCEL must wait for a provisional response. None comes here: the INVITE
     # is retransmitted until timer B (64 T1) and the call fails, with no CANCEL ever sent.
-    callee = await Udp.open()
-    offer = make_offer(address="127.0.0.1", port=4000, session_id=1, session_version=1)
-    try:
-        with pytest.raises(SipTransactionError):
-            await ua.invite(f"sip:agent@127.0.0.1:{callee.port}", sdp_offer_bytes=bytes(offer),
-                            timeout_s=0.1)
-        methods = {parse_message(data).method for data in callee.drain()}
-        assert methods == {"INVITE"}, methods
-    finally:
-        callee.close()
+    with pytest.raises(SipTransactionError):
+        await call_out(ua, callee, timeout_s=0.1)
+    methods = {parse_message(data).method for data in callee.drain()}
+    assert methods == {"INVITE"}, methods
 
 
-async def test_a_cancel_held_back_goes_out_when_the_callee_starts_ringing(ua):
-    callee = await Udp.open()
-    offer = make_offer(address="127.0.0.1", port=4000, session_id=1, session_version=1)
-    try:
-        calling = asyncio.create_task(ua.invite(f"sip:agent@127.0.0.1:{callee.port}",
-                                                sdp_offer_bytes=bytes(offer), timeout_s=0.1))
-        data, source = await callee.receive()
-        invite = parse_message(data)
-        await asyncio.sleep(0.3)  # past timeout_s: the CANCEL is due but held back
-        assert {parse_message(d).method for d in callee.drain()} <= {"INVITE"}
-        callee.send(response_to(invite, 180, "Ringing"), source)
-        while (cancel := parse_message((await callee.receive())[0])).method != "CANCEL":
-            pass
-        callee.send(response_to(cancel, 200), source)
-        callee.send(response_to(invite, 487, "Request Terminated"), source)
-        dialog, response = await asyncio.wait_for(calling, 2)
-        assert dialog is None and response.status == 487
-    finally:
-        callee.close()
+async def test_a_cancel_held_back_goes_out_when_the_callee_starts_ringing(ua, callee):
+    calling = asyncio.create_task(call_out(ua, callee, timeout_s=0.1))
+    data, source = await callee.receive()
+    invite = parse_message(data)
+    await asyncio.sleep(0.3)  # past timeout_s: the CANCEL is due but held back
+    assert {parse_message(d).method for d in callee.drain()} <= {"INVITE"}
+    callee.send(response_to(invite, 180, "Ringing"), source)
+    while (cancel := parse_message((await callee.receive())[0])).method != "CANCEL":
+        pass
+    callee.send(response_to(cancel, 200), source)
+    callee.send(response_to(invite, 487, "Request Terminated"), source)
+    dialog, response = await asyncio.wait_for(calling, 2)
+    assert dialog is None and response.status == 487
