@@ -349,10 +349,9 @@ def call_out(ua: SipUserAgent, callee: Udp, *, timeout_s: float):
                      timeout_s=timeout_s)
 
 
-async def test_calling_out_with_no_answer_cancels(ua, callee):
-    calling = asyncio.create_task(call_out(ua, callee, timeout_s=0.3))
-    data, source = await callee.receive()
-    invite = parse_message(data)
+async def ring_then_accept_the_cancel(callee: Udp, invite: Request, source, calling) -> None:
+    """The callee rings (180), answers the CANCEL that this lets out with 200 and the INVITE
+    with 487; the call out ends with no dialog."""
     callee.send(response_to(invite, 180, "Ringing"), source)
     while (cancel := parse_message((await callee.receive())[0])).method != "CANCEL":
         pass
@@ -360,6 +359,13 @@ async def test_calling_out_with_no_answer_cancels(ua, callee):
     callee.send(response_to(invite, 487, "Request Terminated"), source)
     dialog, response = await asyncio.wait_for(calling, 2)
     assert dialog is None and response.status == 487
+
+
+async def test_calling_out_with_no_answer_cancels(ua, callee):
+    calling = asyncio.create_task(call_out(ua, callee, timeout_s=0.3))
+    data, source = await callee.receive()
+    invite = parse_message(data)
+    await ring_then_accept_the_cancel(callee, invite, source, calling)
 
 
 async def test_no_cancel_goes_out_before_a_provisional_response(ua, callee):
@@ -377,10 +383,4 @@ async def test_a_cancel_held_back_goes_out_when_the_callee_starts_ringing(ua, ca
     invite = parse_message(data)
     await asyncio.sleep(0.3)  # past timeout_s: the CANCEL is due but held back
     assert {parse_message(d).method for d in callee.drain()} <= {"INVITE"}
-    callee.send(response_to(invite, 180, "Ringing"), source)
-    while (cancel := parse_message((await callee.receive())[0])).method != "CANCEL":
-        pass
-    callee.send(response_to(cancel, 200), source)
-    callee.send(response_to(invite, 487, "Request Terminated"), source)
-    dialog, response = await asyncio.wait_for(calling, 2)
-    assert dialog is None and response.status == 487
+    await ring_then_accept_the_cancel(callee, invite, source, calling)
