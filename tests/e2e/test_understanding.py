@@ -24,8 +24,8 @@ def answers(record: dict) -> list[dict]:
 
 # The listener takes 0.8 s of quiet as the end of an answer. Once in CI the caller heard only
 # the first of a two-sentence answer ("... a regional logistics issue in Ohio.", never "May 8"),
-# most likely a pause between sentences under load (the record held the whole answer); these
-# multi-sentence answers get 2 s.
+# most likely a pause between sentences under load (not proven: the failed check came before
+# the record checks); these multi-sentence answers get 2 s.
 ANSWER_PAUSE_S = 2.0
 
 
