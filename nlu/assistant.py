@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -61,6 +62,10 @@ class IntentModel(Protocol):
     """What the assistant needs from the intent classifier (``nlu.IntentClassifier``)."""
 
     def predict(self, text: str) -> IntentPrediction: ...
+
+    def predict_heard(self, hypotheses: Sequence[tuple[str, float]]) -> IntentPrediction:
+        """From the recogniser's hypotheses, ``(text, log-probability per token)``, best first."""
+        ...
 
 
 # --- what the assistant says that is not from the KB or a flow ---------------------------------
@@ -207,9 +212,12 @@ class Assistant:
 
     # --- the one public step ----------------------------------------------------------------------
 
-    def respond(self, text: str, *, dtmf: str = "") -> Reply:
-        """What to say to one caller turn: the recognised ``text`` and any keypad keys with it."""
-        turn = self._read(text, dtmf)
+    def respond(self, text: str, *, dtmf: str = "",
+                alternatives: Sequence[tuple[str, float]] = ()) -> Reply:
+        """What to say to one caller turn: the recognised ``text`` and any keypad keys with it.
+        ``alternatives`` are the recogniser's hypotheses, ``(text, log-probability per token)``
+        best first: the intent is read from all of them (slots and KB questions from ``text``)."""
+        turn = self._read(text, dtmf, alternatives)
         reply = self._decide(turn)
         reply = Reply(reply.intent, round(min(1.0, max(0.0, reply.confidence)), 3),
                       speakable(reply.text), reply.passage_ids, reply.end_call, reply.escalate,
@@ -262,7 +270,7 @@ class Assistant:
 
     # --- reading a turn ----------------------------------------------------------------------------
 
-    def _read(self, text: str, dtmf: str) -> _Turn:
+    def _read(self, text: str, dtmf: str, alternatives: Sequence[tuple[str, float]]) -> _Turn:
         said = normalize(text)
         keys = keypad_entry(dtmf)
         slots: dict[str, Any] = {}
@@ -279,7 +287,10 @@ class Assistant:
                      "yes_no": extract_yes_no(text) if said else None,
                      "months": months_in(text, bare=expecting == "months") if said else None}
             slots = {k: v for k, v in slots.items() if v is not None}
-        prediction = self.classifier.predict(text) if said else None
+        prediction = None
+        if said:
+            prediction = (self.classifier.predict_heard(alternatives) if len(alternatives) > 1
+                          else self.classifier.predict(text))
         return _Turn(text, said, keys, prediction, slots)
 
     # --- deciding -----------------------------------------------------------------------------------

@@ -22,6 +22,13 @@ vectors, ``W = Xᵀ A``, so accelerated gradient descent on ``W`` runs exactly o
 cross-validation folds, whose out-of-fold scores fit one temperature that divides the final
 model's logits (temperature scaling): a confidence of 0.9 should be right nine times in ten.
 
+A spoken turn can come with the recogniser's other hypotheses (:meth:`IntentClassifier.predict_heard`):
+the prediction is then the average of each hypothesis' probabilities, weighted by how likely the
+recogniser found it (a softmax of its log-probability per token over :data:`HYPOTHESIS_SPREAD`).
+A word the best hypothesis garbled may be right in the next ("what's not that fresh shipping
+card" / "well done, express shipping card"), and hypotheses that point to different intents
+lower the confidence, so the assistant asks instead of acting on a mishearing.
+
 Errors::
 
     ValueError
@@ -47,7 +54,8 @@ from typing import Protocol
 import numpy as np
 
 __all__ = [
-    "ASR_TRAIN_FILE", "DATA_DIR", "EMBEDDING_WEIGHT", "EVAL_FILE", "MODEL_FILE", "TRAIN_FILE",
+    "ASR_TRAIN_FILE", "DATA_DIR", "EMBEDDING_WEIGHT", "EVAL_FILE", "HYPOTHESIS_FLOOR",
+    "HYPOTHESIS_SPREAD", "MODEL_FILE", "TRAIN_FILE",
     "Encoder", "Example",
     "IntentClassifier", "IntentDataError", "IntentModelError", "IntentPrediction",
     "load_examples", "load_training", "normalize_utterance",
@@ -70,6 +78,12 @@ _BLOCK_WEIGHTS = (1.0, 1.0)  # words, characters: each block is L2-normalised, t
 # 1 and 2 (docs/benchmarks.md): cross-validated accuracy rises with it, accuracy on recogniser
 # transcripts falls above 0.5.
 EMBEDDING_WEIGHT = 0.5
+# How far apart (in log-probability per token) two recogniser hypotheses may be and still both
+# count: weights are softmax(score / HYPOTHESIS_SPREAD); below HYPOTHESIS_FLOOR a hypothesis is
+# dropped (it would not change the answer, and each one costs an encoding). Chosen on a dev split
+# of the training lines (docs/benchmarks.md, "Weighing the recogniser's hypotheses").
+HYPOTHESIS_SPREAD = 0.2
+HYPOTHESIS_FLOOR = 0.05
 
 _SparseRow = tuple[np.ndarray, np.ndarray]  # one utterance's feature indices and values
 _SparseRows = Sequence[_SparseRow]
@@ -442,18 +456,46 @@ class IntentClassifier:
 
     def probabilities(self, text: str) -> np.ndarray:
         """Calibrated probabilities of every label (in :attr:`labels` order) for ``text``."""
-        words = normalize_utterance(text)
-        if not words:  # nothing said (or only punctuation): no intent is likelier than another
-            return np.full(len(self.labels), 1.0 / len(self.labels))
-        indices, values = _tfidf(words, self._index, self._idf, self._unseen_idf)
-        logits = self._bias + values @ self._weights[indices]
+        return self._probabilities_of([text])[0]
+
+    def _probabilities_of(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`probabilities` of each text, one row each; the sentence encoder runs once."""
+        out = np.full((len(texts), len(self.labels)), 1.0 / len(self.labels))
+        said = [(row, words) for row, words in enumerate(map(normalize_utterance, texts)) if words]
+        if not said:  # nothing said (or only punctuation): no intent is likelier than another
+            return out
+        logits = np.empty((len(said), len(self.labels)))
+        for n, (_, words) in enumerate(said):
+            indices, values = _tfidf(words, self._index, self._idf, self._unseen_idf)
+            logits[n] = self._bias + values @ self._weights[indices]
         if self._embedding_weights is not None and self._encoder is not None:
-            logits = logits + self._encoder.encode([text])[0] @ self._embedding_weights
-        return _softmax(logits / self.temperature)
+            logits += self._encoder.encode([texts[row] for row, _ in said]) @ self._embedding_weights
+        out[[row for row, _ in said]] = _softmax(logits / self.temperature)
+        return out
 
     def predict(self, text: str) -> IntentPrediction:
         """The most likely intent of one caller turn, with its calibrated confidence."""
-        probs = self.probabilities(text)
+        return self._prediction(self.probabilities(text))
+
+    def predict_heard(self, hypotheses: Sequence[tuple[str, float]]) -> IntentPrediction:
+        """The intent of a spoken turn from the recogniser's hypotheses, ``(text, log-probability
+        per token)`` best first: their probabilities averaged, weighted by how likely each was
+        heard (module docstring). Hypotheses that differ only in case or punctuation count as one."""
+        if not hypotheses:
+            raise ValueError("predict_heard needs at least one hypothesis")
+        scores = np.array([score for _, score in hypotheses], dtype=np.float64)
+        weights = np.exp((scores - scores.max()) / HYPOTHESIS_SPREAD)
+        merged: dict[str, tuple[str, float]] = {}  # normalised words -> (first text, weight)
+        for (text, _), weight in zip(hypotheses, weights / weights.sum(), strict=True):
+            key = normalize_utterance(text)
+            first, total = merged.get(key, (text, 0.0))
+            merged[key] = (first, total + float(weight))
+        kept = [(text, weight) for text, weight in merged.values() if weight >= HYPOTHESIS_FLOOR]
+        weight_of = np.array([weight for _, weight in kept])
+        probs = weight_of / weight_of.sum() @ self._probabilities_of([text for text, _ in kept])
+        return self._prediction(probs)
+
+    def _prediction(self, probs: np.ndarray) -> IntentPrediction:
         ranking = [(self.labels[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")]
         return IntentPrediction(ranking[0][0], ranking[0][1], ranking)
 

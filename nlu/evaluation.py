@@ -116,11 +116,17 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def evaluate_intents(
-    classifier: Predictor, examples: Iterable[Example], *, threshold: float = CONFIDENT
+    classifier: Predictor, examples: Iterable[Example], *, threshold: float = CONFIDENT,
+    predictions: Sequence[IntentPrediction] | None = None,
 ) -> IntentReport:
-    """Run ``classifier`` over labelled ``examples`` and gather the figures of the report."""
+    """Run ``classifier`` over labelled ``examples`` and gather the figures of the report.
+    ``predictions``, one per example, are used instead when the classifier has already
+    spoken (from the recogniser's hypotheses, say)."""
     examples = list(examples)
-    predictions = [classifier.predict(e.text) for e in examples]
+    if predictions is None:
+        predictions = [classifier.predict(e.text) for e in examples]
+    elif len(predictions) != len(examples):
+        raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
     correct = [p.intent == e.intent for p, e in zip(predictions, examples, strict=True)]
     confidences = [p.confidence for p in predictions]
     scored = list(zip(confidences, correct, strict=True))

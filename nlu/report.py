@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, NamedTuple, Protocol
 
 import numpy as np
 
@@ -59,7 +59,7 @@ from nlu.slots import extract_date, extract_order_number, extract_postcode, extr
 from nlu.slots.spoken import number_runs, tokenize
 
 __all__ = [
-    "SLOTS_EVAL_FILE", "SLOT_KINDS", "TARGETS", "CallerVoice", "ConditionReport", "Hearing",
+    "SLOTS_EVAL_FILE", "SLOT_KINDS", "TARGETS", "CallerVoice", "ConditionReport", "Heard", "Hearing",
     "NluReport", "PhoneCaller", "ReplyReport", "SlotExample", "SlotReport", "VoiceUnavailableError",
     "evaluate_condition", "evaluate_nlu", "format_nlu_report", "invented_numbers",
     "load_slot_examples", "main_eval_nlu", "over_phone_line", "read_slots",
@@ -76,11 +76,20 @@ class VoiceUnavailableError(RuntimeError):
     """The caller voice's program (espeak-ng, flite) is not installed or failed."""
 
 
+class Heard(NamedTuple):
+    """What the recogniser made of an utterance: its best transcript and, when it returned
+    more than one, all its hypotheses as ``(text, log-probability per token)``, best first."""
+
+    text: str
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
 class Hearing(Protocol):
     """What the assistant gets from a caller who says ``text``; ``asked`` is the slot it has
-    just asked for. Text evaluation hears exactly what was written."""
+    just asked for. Text evaluation hears exactly what was written. A plain string is a
+    transcript without alternatives."""
 
-    def __call__(self, text: str, *, asked: str | None = None) -> str: ...
+    def __call__(self, text: str, *, asked: str | None = None) -> str | Heard: ...
 
 
 def _as_written(text: str, *, asked: str | None = None) -> str:
@@ -155,12 +164,13 @@ class SlotReport:
         return self.correct / self.total if self.total else 0.0
 
 
-def _evaluate_slots(examples: Sequence[SlotExample], hear: Hearing, today: date) -> SlotReport:
+def _evaluate_slots(examples: Sequence[SlotExample], hear: Callable[..., Heard],
+                    today: date) -> SlotReport:
     correct = 0
     per_kind = {kind: [0, 0] for kind in SLOT_KINDS}
     mistakes = []
     for example in examples:
-        heard = hear(example.text, asked=example.asked)
+        heard = hear(example.text, asked=example.asked).text
         got = read_slots(heard, asked=example.asked, today=today)
         wrong = [k for k in example.checked if got[k] != example.slots.get(k)]
         correct += not wrong
@@ -243,13 +253,13 @@ def _how_missed(reply: Reply) -> str:
     return "wrong"
 
 
-def _evaluate_replies(examples: Sequence[AnswerExample], hear: Hearing,
+def _evaluate_replies(examples: Sequence[AnswerExample], hear: Callable[..., Heard],
                       new_assistant: Callable[[int], Assistant]) -> ReplyReport:
     counts = dict.fromkeys(("in", "in_ok", "out", "invented", *_MISSES), 0)
     mistakes = []
     for n, example in enumerate(examples):
-        heard = hear(example.question)
-        reply = new_assistant(n).respond(heard)
+        heard, alternatives = hear(example.question)
+        reply = new_assistant(n).respond(heard, alternatives=alternatives)
         if example.in_scope:
             counts["in"] += 1
             said = reply.text.casefold()
@@ -320,14 +330,18 @@ def evaluate_condition(
     """Intent, slot and answer figures with the callers' words as ``hear`` delivers them."""
     heard_log: list[tuple[str, str]] = []
 
-    def logged(text: str, *, asked: str | None = None) -> str:
+    def logged(text: str, *, asked: str | None = None) -> Heard:
         heard = hear(text, asked=asked)
-        heard_log.append((text, heard))
+        heard = Heard(heard) if isinstance(heard, str) else heard
+        heard_log.append((text, heard.text))
         return heard
 
-    heard_intents = [Example(logged(e.text), e.intent) for e in intents]
-    intent_report = evaluate_intents(classifier, heard_intents, threshold=threshold)
-    predictions = [classifier.predict(e.text) for e in heard_intents]
+    heard = [logged(e.text) for e in intents]
+    heard_intents = [Example(h.text, e.intent) for h, e in zip(heard, intents, strict=True)]
+    predictions = [classifier.predict_heard(h.alternatives) if len(h.alternatives) > 1
+                   else classifier.predict(h.text) for h in heard]
+    intent_report = evaluate_intents(classifier, heard_intents, threshold=threshold,
+                                     predictions=predictions)
     intent_mistakes = [IntentMistake(e.text, h.text, e.intent, p.intent, p.confidence)
                        for e, h, p in zip(intents, heard_intents, predictions, strict=True)
                        if p.intent != e.intent]
@@ -563,10 +577,10 @@ class PhoneCaller:
         self.progress, self.every, self.total = progress, every, total
         self.utterances = 0
         self.audio_s = self.compute_s = 0.0
-        self._heard: dict[tuple[str, str], str] = {}
+        self._heard: dict[tuple[str, str], Heard] = {}
         self._started = time.perf_counter()
 
-    def __call__(self, text: str, *, asked: str | None = None) -> str:
+    def __call__(self, text: str, *, asked: str | None = None) -> Heard:
         hint = self.hints.get(asked or "", "")
         heard = self._heard.get((text, hint))
         if heard is None:
@@ -574,7 +588,8 @@ class PhoneCaller:
             if self.segment is not None:
                 audio = self.segment(audio)
             transcript = self.transcriber.transcribe(audio, hint=hint)
-            heard = self._heard[(text, hint)] = transcript.text
+            heard = self._heard[(text, hint)] = Heard(
+                transcript.text, tuple(transcript.alternatives))
             self.audio_s += transcript.audio_s
             self.compute_s += transcript.compute_s
         self.utterances += 1
@@ -635,10 +650,7 @@ def service_transcriber(settings: Any) -> Any:
     """The recogniser with the service's settings (model, threads, beam, window, vocabulary)."""
     from voice.asr import WhisperTranscriber
 
-    return WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
-                              beam_size=settings.asr_beam_size, language=settings.asr_language,
-                              min_window_s=settings.asr_window_s,
-                              vocabulary=settings.asr_vocabulary, data_dir=settings.data_dir)
+    return WhisperTranscriber.from_settings(settings)
 
 
 def _phone_caller(voice: str, folder: Path, settings: Any, *, total: int) -> PhoneCaller:

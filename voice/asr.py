@@ -6,6 +6,12 @@ just long enough for it (``window_s``, rounded up to whole seconds, at least ``m
 about 0.1 s instead of 0.5 s for a typical turn. Turns longer than the largest window fall back
 to faster-whisper's own ``transcribe`` with the 30 s windows it was trained on.
 
+On the short path the beam search also returns its other finished hypotheses
+(``Transcript.alternatives``, at most ``hypotheses`` of them, each with its length-normalised
+log-probability): the intent classifier weighs them all (:meth:`nlu.IntentClassifier.predict_heard`),
+so a word the best hypothesis garbled can still be heard in the next one, and hypotheses that
+disagree lower the confidence instead of leaving it at the best one's.
+
 One ``WhisperTranscriber`` is loaded per process and shared by every call; ``transcribe`` is
 thread-safe and blocking, so callers run it in an executor.
 """
@@ -19,12 +25,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from voice.asr_models import ModelNotFoundError, resolve_asr_model
 
-__all__ = ["ModelNotFoundError", "Transcript", "TimedWord", "WhisperTranscriber"]
+__all__ = ["Hypothesis", "ModelNotFoundError", "Transcript", "TimedWord", "WhisperTranscriber"]
 
 log = logging.getLogger("iva.asr")
 
@@ -33,12 +40,22 @@ _FRAMES_PER_SECOND = 100  # whisper mel frames per second of audio
 _TOKENS_PER_SECOND = 4.5  # upper bound on telephone speech rate, in tokens; stops loops early
 
 
+class Hypothesis(NamedTuple):
+    """One of the beam's transcripts, and its log-probability per token (0 is certain): the
+    ``(text, score)`` pairs :meth:`nlu.IntentClassifier.predict_heard` takes."""
+
+    text: str
+    score: float
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     text: str
     audio_s: float
     compute_s: float
     no_speech_prob: float = 0.0
+    # The beam's hypotheses, best first (the first is ``text``); empty when only one was asked for.
+    alternatives: tuple[Hypothesis, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,7 @@ class WhisperTranscriber:
         *,
         threads: int = 2,
         beam_size: int = 1,
+        hypotheses: int = 1,
         language: str = "en",
         min_window_s: float = 10.0,
         max_window_s: float = 20.0,
@@ -87,11 +105,21 @@ class WhisperTranscriber:
         self._prompts: dict[str, list[int]] = {}
         self._prompt = self._prompt_for("")
         self._beam_size = beam_size
+        self._hypotheses = max(1, min(hypotheses, beam_size))  # the beam holds no more
         self._language = language
         self._min_window_s = min_window_s
         self._max_window_s = max_window_s
         self._lock = threading.Lock()
         log.info("ASR model %s loaded in %.2f s", model_ref, time.perf_counter() - started)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WhisperTranscriber:
+        """The recogniser a :class:`voice.settings.Settings` describes (model, threads, beam,
+        hypotheses, language, window, vocabulary)."""
+        return cls(settings.asr_model, threads=settings.asr_threads,
+                   beam_size=settings.asr_beam_size, hypotheses=settings.asr_hypotheses,
+                   language=settings.asr_language, min_window_s=settings.asr_window_s,
+                   vocabulary=settings.asr_vocabulary, data_dir=settings.data_dir)
 
     def _prompt_for(self, hint: str) -> list[int]:
         """The decoder prompt: Whisper's "previous text" slot primes it with the words callers
@@ -117,13 +145,18 @@ class WhisperTranscriber:
         started = time.perf_counter()
         if audio_s < 0.1:
             return Transcript("", audio_s, 0.0)
+        alternatives: tuple[Hypothesis, ...] = ()
         with self._lock:
             if audio_s + 1.0 <= self._max_window_s:
-                text, no_speech = self._transcribe_short(audio, audio_s, window_s,
-                                                         self._prompt_for(hint))
+                heard, no_speech = self._transcribe_short(audio, audio_s, window_s,
+                                                          self._prompt_for(hint))
+                alternatives = tuple(Hypothesis(_clean(t), s) for t, s in heard)
+                text = alternatives[0].text
+                if len(alternatives) == 1:
+                    alternatives = ()
             else:
-                text, no_speech = self._transcribe_long(audio)
-        return Transcript(_clean(text), audio_s, time.perf_counter() - started, no_speech)
+                text, no_speech = _clean(self._transcribe_long(audio)), 0.0
+        return Transcript(text, audio_s, time.perf_counter() - started, no_speech, alternatives)
 
     def words(self, audio: np.ndarray) -> list[TimedWord]:
         """The words of ``audio`` (float32 16 kHz) with their start and end in seconds: the
@@ -148,8 +181,10 @@ class WhisperTranscriber:
             return [TimedWord(w.word, float(w.start), float(w.end))
                     for segment in segments for w in (segment.words or [])]
 
-    def _transcribe_short(self, audio: np.ndarray, audio_s: float,
-                          min_window_s: float | None, prompt: list[int]) -> tuple[str, float]:
+    def _transcribe_short(self, audio: np.ndarray, audio_s: float, min_window_s: float | None,
+                          prompt: list[int]) -> tuple[list[tuple[str, float]], float]:
+        """The beam's hypotheses (text, log-probability per token), best first, and the
+        probability that the window holds no speech."""
         import ctranslate2
 
         window_s = max(min_window_s or self._min_window_s, float(math.ceil(audio_s + 1.0)))
@@ -171,11 +206,15 @@ class WhisperTranscriber:
             repetition_penalty=1.1,
             return_no_speech_prob=True,
             suppress_blank=True,
+            num_hypotheses=self._hypotheses,
+            return_scores=self._hypotheses > 1,
         )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return self._tokenizer.decode(tokens), float(result.no_speech_prob)
+        scores = result.scores or [0.0]
+        heard = [(self._tokenizer.decode([t for t in ids if t < self._tokenizer.eot]), float(score))
+                 for ids, score in zip(result.sequences_ids, scores, strict=False)]
+        return heard, float(result.no_speech_prob)
 
-    def _transcribe_long(self, audio: np.ndarray) -> tuple[str, float]:
+    def _transcribe_long(self, audio: np.ndarray) -> str:
         segments, _info = self._model.transcribe(
             audio,
             language=self._language if self._model.model.is_multilingual else None,
@@ -184,7 +223,7 @@ class WhisperTranscriber:
             condition_on_previous_text=False,
             vad_filter=False,
         )
-        return " ".join(segment.text for segment in segments), 0.0
+        return " ".join(segment.text for segment in segments)
 
 
 def _clean(text: str) -> str:

@@ -66,11 +66,7 @@ class SpeechModels:
     def load(cls, settings: Settings) -> SpeechModels:
         started = time.perf_counter()
         models = cls(
-            asr=WhisperTranscriber(settings.asr_model, threads=settings.asr_threads,
-                                   beam_size=settings.asr_beam_size, language=settings.asr_language,
-                                   min_window_s=settings.asr_window_s,
-                                   vocabulary=settings.asr_vocabulary,
-                                   data_dir=settings.data_dir),
+            asr=WhisperTranscriber.from_settings(settings),
             tts=PiperSynthesizer(settings.tts_voice, length_scale=settings.tts_length_scale),
             vad=SileroModel(),
             turn=SmartTurnModel() if settings.turn_model else None,

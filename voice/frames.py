@@ -22,6 +22,8 @@ class CallerTurnFrame(DataFrame):
     speech_end_at: float  # time.monotonic() when the caller's last speech arrived
     dtmf: str = ""
     timings: dict[str, int] = field(default_factory=dict)  # asr_ms, endpoint_ms
+    # The recogniser's hypotheses, (text, log-probability per token) best first; () for one.
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass

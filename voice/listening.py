@@ -416,7 +416,8 @@ class CallerTurnProcessor(FrameProcessor):
             return
         await self.push_frame(
             CallerTurnFrame(text=text, start_ms=start_ms, end_ms=end_ms,
-                            speech_end_at=speech_end_at, timings=timings)
+                            speech_end_at=speech_end_at, timings=timings,
+                            alternatives=transcript.alternatives)
         )
 
     async def _barge_in(self, why: str) -> None:

@@ -79,7 +79,7 @@ class DialogueProcessor(FrameProcessor):
         elif isinstance(frame, CallerTurnFrame):
             await self._answer(frame.text, dtmf=frame.dtmf, start_ms=frame.start_ms,
                                end_ms=frame.end_ms, speech_end_at=frame.speech_end_at,
-                               timings=frame.timings)
+                               timings=frame.timings, alternatives=frame.alternatives)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(frame)
         else:
@@ -136,14 +136,16 @@ class DialogueProcessor(FrameProcessor):
         await self._answer("", dtmf=keys, start_ms=now, end_ms=now, speech_end_at=time.monotonic())
 
     async def _answer(self, text: str, *, dtmf: str, start_ms: int, end_ms: int,
-                      speech_end_at: float | None, timings: dict[str, int] | None = None) -> None:
+                      speech_end_at: float | None, timings: dict[str, int] | None = None,
+                      alternatives: tuple[tuple[str, float], ...] = ()) -> None:
         if self._session.on_hold:
             await self._record_on_hold(text, dtmf=dtmf, start_ms=start_ms, end_ms=end_ms)
             return
         started = time.perf_counter()
         try:
             # Off the event loop: the backend, or an LLM endpoint, may take a while.
-            reply = await asyncio.to_thread(self.assistant.respond, text, dtmf=dtmf)
+            reply = await asyncio.to_thread(self.assistant.respond, text, dtmf=dtmf,
+                                            alternatives=alternatives)
         except Exception:
             log.exception("call %s: the assistant failed on a turn", self._session.call_id)
             self._session.event("assistant_error")

@@ -229,6 +229,22 @@ class Scripted:
         intent, confidence = self.answers.pop(0)
         return IntentPrediction(intent, confidence, [(intent, confidence)])
 
+    def predict_heard(self, hypotheses) -> IntentPrediction:
+        self.heard = list(hypotheses)
+        return self.predict(hypotheses[0][0])
+
+
+def test_a_spoken_turn_is_classified_from_all_the_recognisers_hypotheses(call):
+    model = Scripted([("shipping", 0.95), ("shipping", 0.95)])
+    assistant = call(model=model)
+    heard = [("how much is express shipping", -0.2), ("how much is express shopping", -0.3)]
+    reply = assistant.respond("how much is express shipping", alternatives=heard)
+    assert model.heard == heard
+    assert reply.intent == "shipping" and reply.passage_ids  # the KB heard the best one
+    del model.heard
+    assistant.respond("how much is express shipping", alternatives=heard[:1])
+    assert not hasattr(model, "heard")  # one hypothesis: the plain prediction
+
 
 def test_below_the_threshold_one_clarifying_question_then_the_guess_is_confirmed(call):
     assistant = call(model=Scripted([("shipping", 0.6), ("affirm", 0.99)]))

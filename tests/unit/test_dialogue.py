@@ -23,10 +23,13 @@ class EchoAssistant:
     def __init__(self, call_id: str, caller: str | None) -> None:
         self.call_id, self.caller = call_id, caller
         self.turns: list[tuple[str, str]] = []
+        self.heard: list[tuple[tuple[str, float], ...]] = []  # the recogniser's hypotheses
         self.flow = None
 
-    def respond(self, text: str, *, dtmf: str = "") -> Reply:
+    def respond(self, text: str, *, dtmf: str = "",
+                alternatives: tuple[tuple[str, float], ...] = ()) -> Reply:
         self.turns.append((text, dtmf))
+        self.heard.append(tuple(alternatives))
         if text == "agent":
             return Reply("agent", 0.99, "Connecting you.", escalate="caller asked for an agent",
                          flow="order_status", facts={"order_id": "ORD-1001"})
@@ -99,6 +102,17 @@ async def test_slots_and_what_the_reply_expects_reach_the_record_and_turn_taking
     (turn,) = recorder.turns_of("caller")
     assert turn["meta"]["slots"] == {"order_number": "ORD-1"}
     assert session.expecting == "order_number"
+
+
+async def test_the_recognisers_hypotheses_reach_the_assistant_with_the_turn():
+    processor, _session, _recorder, made = make()
+    heard = (("Can I cancel my plus?", -0.3), ("Can I cancel my bus?", -0.5))
+    await run_test(processor, frames_to_send=[
+        CallerTurnFrame(text="Can I cancel my plus?", start_ms=0, end_ms=500, speech_end_at=0.0,
+                        alternatives=heard),
+        CallerTurnFrame(text="yes", start_ms=900, end_ms=1200, speech_end_at=0.0)])
+    assert made[0].turns == [("Can I cancel my plus?", ""), ("yes", "")]
+    assert made[0].heard == [heard, ()]
 
 
 async def test_an_assistant_that_fails_gets_an_apology_not_a_dead_call():

@@ -443,3 +443,45 @@ def test_evaluation_main_prints_the_report(
     out = capsys.readouterr().out
     assert "intent accuracy: 100.0% (2/2)" in out
     assert "expected calibration error" in out
+
+
+# --- the recogniser's hypotheses ----------------------------------------------------------------
+
+def test_one_hypothesis_is_the_plain_prediction(classifier: IntentClassifier) -> None:
+    alone = classifier.predict_heard([("where is my order", -0.4)])
+    assert alone == classifier.predict("where is my order")
+
+
+def test_a_word_the_best_hypothesis_garbled_is_heard_in_the_next(
+        classifier: IntentClassifier) -> None:
+    """Real tiny.en hypotheses for an espeak-ng caller who said "when do you close today"."""
+    heard = [("When do you clone the name?", -0.393), ("When do you close the name?", -0.433),
+             ("When do you clone today?", -0.536)]
+    assert classifier.predict(heard[0][0]).intent != "hours"
+    assert classifier.predict_heard(heard).intent == "hours"
+
+
+def test_hypotheses_that_disagree_lower_the_confidence(classifier: IntentClassifier) -> None:
+    heard = [("where is my order", -0.30), ("cancel my membership", -0.31)]
+    each = [classifier.predict(text).confidence for text, _ in heard]
+    both = classifier.predict_heard(heard)
+    assert min(each) >= 0.85 and both.confidence < 0.6
+    assert both.intent in ("order_status", "membership_cancel")
+
+
+def test_spelling_variants_count_once_and_unlikely_hypotheses_not_at_all(
+        classifier: IntentClassifier) -> None:
+    best = classifier.predict("Cancel my membership.")
+    # The same words twice, and a hypothesis the recogniser found e^-10 times less likely.
+    heard = [("Cancel my membership.", -0.2), ("cancel my membership", -0.25),
+             ("where is my order", -2.2)]
+    assert classifier.predict_heard(heard) == best
+    with pytest.raises(ValueError):
+        classifier.predict_heard([])
+
+
+def test_many_texts_are_scored_as_each_alone(classifier: IntentClassifier) -> None:
+    texts = ["where is my order", "", "cancel my membership"]
+    together = classifier._probabilities_of(texts)
+    for row, text in zip(together, texts, strict=True):
+        assert np.allclose(row, classifier.probabilities(text))
