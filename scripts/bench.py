@@ -80,7 +80,7 @@ LABELS = {
     "server_latency_ms": "voice-to-voice, measured by the server (`latency_ms`: end of speech → first audio sent)",
     "endpoint_ms": "  of which: end of speech → turn decided and transcribed (pause + turn model + ASR)",
     "asr_ms": "  ASR time per utterance (faster-whisper {model}, int8, beam {beam})",
-    "route_ms": "  routing and answer composition",
+    "route_ms": "  routing and answer composition (intent from {hypotheses} ASR hypotheses at most)",
     "tts_first_ms": "  TTS time to first audio (piper, first sentence)",
     "barge_in_stop_ms": "barge-in stop time (caller speech onset → `clear` received)",
 }
@@ -98,7 +98,8 @@ def recogniser() -> dict[str, str]:
     from voice.settings import load_settings
 
     settings = load_settings()
-    return {"model": settings.asr_model or "tiny.en", "beam": str(settings.asr_beam_size)}
+    return {"model": settings.asr_model or "tiny.en", "beam": str(settings.asr_beam_size),
+            "hypotheses": str(min(settings.asr_hypotheses, settings.asr_beam_size))}
 
 
 def labels_for(bridge: str) -> dict[str, str]:

@@ -132,4 +132,5 @@ def test_the_asr_row_names_the_recogniser_the_server_runs(monkeypatch) -> None:
     monkeypatch.setenv("IVA_ASR_MODEL", "base")
     text = bench.report({"twilio": figures(0)}, args("twilio"), when=WHEN, host=HOST)
     assert "ASR time per utterance (faster-whisper base, int8, beam 3)" in text
+    assert "(intent from 3 ASR hypotheses at most)" in text  # the beam holds no more
     assert "{model}" not in text
