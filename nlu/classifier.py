@@ -81,7 +81,7 @@ EMBEDDING_WEIGHT = 0.5
 # How far apart (in log-probability per token) two recogniser hypotheses may be and still both
 # count: weights are softmax(score / HYPOTHESIS_SPREAD); below HYPOTHESIS_FLOOR a hypothesis is
 # dropped (it would not change the answer, and each one costs an encoding). Chosen on a dev split
-# of the training lines (docs/benchmarks.md, "Weighing the recogniser's hypotheses").
+# of the training lines (docs/benchmarks.md, "The recogniser's hypotheses").
 HYPOTHESIS_SPREAD = 0.2
 HYPOTHESIS_FLOOR = 0.05
 

@@ -145,18 +145,15 @@ class WhisperTranscriber:
         started = time.perf_counter()
         if audio_s < 0.1:
             return Transcript("", audio_s, 0.0)
-        alternatives: tuple[Hypothesis, ...] = ()
         with self._lock:
             if audio_s + 1.0 <= self._max_window_s:
                 heard, no_speech = self._transcribe_short(audio, audio_s, window_s,
                                                           self._prompt_for(hint))
-                alternatives = tuple(Hypothesis(_clean(t), s) for t, s in heard)
-                text = alternatives[0].text
-                if len(alternatives) == 1:
-                    alternatives = ()
             else:
-                text, no_speech = _clean(self._transcribe_long(audio)), 0.0
-        return Transcript(text, audio_s, time.perf_counter() - started, no_speech, alternatives)
+                heard, no_speech = [(self._transcribe_long(audio), 0.0)], 0.0
+        alternatives = tuple(Hypothesis(_clean(text), score) for text, score in heard)
+        return Transcript(alternatives[0].text, audio_s, time.perf_counter() - started, no_speech,
+                          alternatives if len(alternatives) > 1 else ())
 
     def words(self, audio: np.ndarray) -> list[TimedWord]:
         """The words of ``audio`` (float32 16 kHz) with their start and end in seconds: the
