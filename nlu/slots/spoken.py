@@ -1,7 +1,8 @@
 """Numbers as phone callers say them and as faster-whisper writes them down.
 
 The same order number reaches us as "1001", "10 01", "1, 0, 0 1", "one zero zero one", "ten oh
-one", "one thousand and one" or "o r d dash 1001". This module turns a turn's text into
+one", "one thousand and one", "1,000 and 1", "1,01" (Whisper's thousands group that lost a
+zero) or "o r d dash 1001". This module turns a turn's text into
 :class:`Token` objects and finds its *number runs*: stretches of digits and number words held
 together only by spaces, commas, dashes and hesitations. A :class:`NumberRun` keeps its
 comma-separated segments and the chunks inside them ("ten oh one" is ``("10", "0", "1")``), so
@@ -61,6 +62,12 @@ _VALUE_WORDS: Final[frozenset[str]] = frozenset(UNITS) | frozenset(TEENS) | froz
 # "o r d", "O.R.D.", "o-r-d": the letters of the ORD prefix spelled out; "\bo" keeps "word" out.
 _SPELLED_ORD = re.compile(r"\bo[\s.\-]*r[\s.\-]*d\b")
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "1,001" but not "1, 0, 0 1"
+# Whisper's short thousands: "one thousand three" comes out as "1,3" or "1,03", "forty three
+# thousand four" as "43,04". One comma with one or two digits after it, not part of a list of
+# digits ("1,0,0,1") and not before a decimal point, is a thousands group that lost its zeros.
+_SHORT_THOUSANDS = re.compile(r"(?<![\d,.])(\d{1,3}),(\d{1,2})(?![\d,]|\.\d)")
+# "one thousand and two" written "1,000 and 2" (the comma is gone by then): one number.
+_THOUSAND_AND = re.compile(r"(?<![\d.])(\d{1,3})000 and (\d{1,3})(?![\d,.:/])")
 _INNER_APOSTROPHE = re.compile(r"(?<=[a-z])'(?=[a-z])")
 _DASHES = re.compile("[\u2010-\u2015\u2212]")
 _TOKEN = re.compile(
@@ -112,7 +119,9 @@ def tokenize(text: str) -> list[Token]:
     text = _DASHES.sub("-", text.lower().replace("\u2019", "'"))
     text = _INNER_APOSTROPHE.sub("", text)
     text = _SPELLED_ORD.sub(" ord ", text)
+    text = _SHORT_THOUSANDS.sub(lambda m: m[1] + m[2].zfill(3), text)
     text = _THOUSANDS_COMMA.sub("", text)
+    text = _THOUSAND_AND.sub(lambda m: str(int(m[1]) * 1000 + int(m[2])), text)
     return [Token(m.group(), cast(TokenKind, m.lastgroup)) for m in _TOKEN.finditer(text)]
 
 

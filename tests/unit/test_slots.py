@@ -45,6 +45,13 @@ ORDER_NUMBERS = [
     ("ORD1003", "ORD-1003"),
     ("Order #1004", "ORD-1004"),
     ("It's ten, oh, three.", "ORD-1003"),
+    # Whisper's renderings of "one thousand (and) five": a thousands group that lost its zeros,
+    # or the "and" kept between digits
+    ("The order is 1,05.", "ORD-1005"),
+    ("order 1,1 please", "ORD-1001"),
+    ("It's 1,000 and 7", "ORD-1007"),
+    ("HMM, 2000 and 15", "ORD-2015"),
+    ("1,0,0,2", "ORD-1002"),
     ("one oh oh two", "ORD-1002"),
     ("one double oh four", "ORD-1004"),
     ("Oh, my order number is ten oh two.", "ORD-1002"),
@@ -132,6 +139,7 @@ POSTCODES = [
     ("oh two one three nine", "02139"),
     ("My order is 1001 and my zip is 43004.", "43004"),
     ("zip code 43004-1234", "43004"),
+    ("the zip is 43,05", "43005"),  # "forty three thousand five", as Whisper may write it
     ("order 43004", None),
     ("my phone number is 555 0100", None),
     ("it cost 12 dollars", None),
@@ -159,6 +167,7 @@ DIGITS = [
     ("forty three thousand four", "43004"),
     ("twenty twenty five", "2025"),
     ("my number is 5, 5, 5", "555"),
+    ("1,500 or 2,250", "15002250"),  # whole thousands groups are left alone
     ("oh, hello", ""),
     ("nothing to see here", ""),
 ]
