@@ -15,7 +15,9 @@ Three held-out sets, none of them used for training or tuning:
 Each set is run once as text and, with ``--speech``, once more as a caller would say it:
 synthesised by a voice that is not the assistant's (espeak-ng or flite), passed through a phone
 line (8 kHz G.711 μ-law and back to 16 kHz) and transcribed by the service's recogniser with the
-service's settings. The ASR word error rate against the written text is reported too.
+service's settings. As on a call, the intent is read from all the recogniser's hypotheses
+(:class:`Heard`), slots and the KB question from the best one. The ASR word error rate against
+the written text is reported too.
 
 Slot lines are ``{"text", "slots", "check"?, "asked"?}``. ``slots`` holds the expected values of
 the five kinds (:data:`SLOT_KINDS`): ``order_number`` "ORD-1001", ``postcode`` "43004",
