@@ -3,7 +3,10 @@
 It puts the pieces of :mod:`nlu` together:
 
 1. **Slots** are read from every turn (order number, postcode, yes/no, months), from the words
-   or the keypad entry that came with them.
+   or the keypad entry that came with them. A turn of hesitations alone ("um", "so", "hmm")
+   says nothing: the assistant asks again, and above all never takes it for a "yes" to a
+   change such as cancelling the membership (the classifier, which has seen no such turns,
+   reads "so" as affirm at 0.95).
 2. **A running flow** (:mod:`nlu.flows`) gets the turn first: the caller is answering its
    question. The caller can leave it by asking confidently for something else while the flow
    waits for a value the turn does not carry, or by asking for a person.
@@ -130,6 +133,11 @@ _ONLY_THANKS = re.compile(
     r"^(?:(?:ok|okay|oh|great|perfect|awesome|cool|good|all right|alright|yes|yeah) )*"
     r"(?:thank you|thanks|thank you very much|thanks a lot|thank you so much|cheers)"
     r"(?: (?:so much|very much|a lot|for your help|for that))*$")
+
+# Words that carry no request on their own: a turn of nothing else is heard as empty.
+_FILLERS: Final = frozenset(
+    {"uh", "um", "umm", "uhm", "er", "erm", "ah", "hmm", "hm", "mm", "so", "well", "and",
+     "like", "anyway", "actually", "basically", "oh", "just", "i", "mean"})
 
 _Prompt = Literal["agent_offer", "anything_else", "clarify", "callback_or_message",
                   "message"] | None
@@ -272,6 +280,8 @@ class Assistant:
 
     def _read(self, text: str, dtmf: str, alternatives: Sequence[tuple[str, float]]) -> _Turn:
         said = normalize(text)
+        if set(said.split()) <= _FILLERS and extract_yes_no(said) is None:
+            said = ""  # "um", "so", "hmm": nothing said yet ("mm hmm" is a yes)
         keys = keypad_entry(dtmf)
         slots: dict[str, Any] = {}
         if said or keys:

@@ -21,7 +21,8 @@ _UNSURE: Final = (
 _YES_PHRASES: Final = (
     "no problem", "not a problem", "no worries", "why not", "of course", "thats right",
     "that is right", "thats correct", "that is correct", "go ahead", "please do", "yes please",
-    "sounds good", "that works", "do it", "lets do it", "all right", "uh huh", "you got it",
+    "sounds good", "that works", "do it", "lets do it", "all right", "uh huh", "mm hmm",
+    "m hmm", "you got it",
     "for sure", "i guess so", "i think so", "i do", "i would", "that would be great",
 )
 _NO_PHRASES: Final = (
@@ -32,7 +33,7 @@ _NO_PHRASES: Final = (
 _YES_WORDS: Final = (
     "yes", "yeah", "yea", "ya", "yep", "yup", "yess", "sure", "certainly", "absolutely",
     "definitely", "correct", "right", "exactly", "affirmative", "ok", "okay", "alright",
-    "indeed", "fine", "great", "perfect", "mhm", "mmhmm", "yah",
+    "indeed", "fine", "great", "perfect", "mhm", "mmhmm", "mhmm", "yah",
 )
 _NO_WORDS: Final = ("no", "nope", "nah", "not", "negative", "incorrect", "wrong", "never")
 _NO_PHRASES_ALL: Final = (*_NO_PHRASES, *(f"not {word}" for word in _YES_WORDS))  # "not right"

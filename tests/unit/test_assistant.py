@@ -146,6 +146,27 @@ def test_a_pause_is_offered_and_taken_instead_of_cancelling(call, backend):
     assert backend.membership("CUST-1").status == "paused"
 
 
+@pytest.mark.parametrize("filler", ["So.", "Um...", "hmm", "Uh, well", "Oh."])
+def test_a_hesitation_is_never_a_yes_to_a_change(call, backend, filler):
+    """The classifier reads "so" as affirm at 0.95, having seen no such turns; at "Shall I go
+    ahead?" that would have paused the membership."""
+    *_, confirm, hesitated, agreed = talk(
+        call(), "cancel my membership", "43004", "no", filler, "yes")
+    assert confirm.expects == "yes_no" and "cancel" in confirm.text
+    assert hesitated.intent == "empty" and hesitated.expects == "yes_no"
+    assert agreed.facts["outcome"] == "cancelled"
+    assert backend.membership("CUST-1").status == "cancelled"
+
+
+def test_a_hesitation_alone_is_not_a_request_but_with_words_it_is(call):
+    (alone,) = talk(call(), "um so")
+    assert alone.intent == "empty" and alone.text.startswith("Sorry, I didn't catch that")
+    (asked,) = talk(call(), "um so where is my order")
+    assert asked.intent == "order_status"
+    *_, agreed = talk(call(), "cancel my membership", "43004", "no", "mm hmm")
+    assert agreed.facts["outcome"] == "cancelled"  # a yes, not a hesitation
+
+
 def test_a_wrong_postcode_twice_hands_the_call_to_a_person(call, backend):
     replies = talk(call(), "pause my membership", "one two three four five", "five four three two one")
     assert replies[-1].escalate and backend.membership("CUST-1").status == "active"
@@ -269,7 +290,7 @@ def test_after_a_clarifying_question_a_clear_restatement_is_acted_on(call):
 
 def test_no_to_the_clarifying_question_asks_again_once(call):
     assistant = call(model=Scripted([("warranty", 0.4), ("deny", 0.99), ("hours", 0.3)]))
-    _, again, unsure = talk(assistant, "it's about the thing", "no", "hmm")
+    _, again, unsure = talk(assistant, "it's about the thing", "no", "the other one")
     assert "in a few words" in again.text
     assert unsure.text == STILL_UNSURE
 

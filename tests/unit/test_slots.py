@@ -181,7 +181,7 @@ def test_spoken_digits_become_digits(text: str, expected: str) -> None:
 YES_NO = [
     ("yes", True), ("Yeah.", True), ("yep", True), ("Sure.", True), ("That's right.", True),
     ("correct", True), ("Go ahead.", True), ("Please do.", True), ("yes please", True),
-    ("absolutely", True), ("uh huh", True), ("no problem", True), ("Sure, why not.", True),
+    ("absolutely", True), ("uh huh", True), ("Mm-hmm.", True), ("no problem", True), ("Sure, why not.", True),
     ("No, go ahead.", True),
     ("no", False), ("Nope.", False), ("don't", False), ("Not really.", False),
     ("No thanks.", False), ("Cancel that.", False), ("Yes... actually no.", False),
