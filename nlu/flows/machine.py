@@ -109,6 +109,15 @@ class FlowInput:
             return self.yes_no
         return {AFFIRM: True, DENY: False}.get(self.intent or "")
 
+    @property
+    def consent(self) -> bool | None:
+        """The answer to "shall I change it?": only a yes the caller said (the ``yes_no`` slot)
+        agrees; a no, said or understood (a deny intent), declines; anything else is neither.
+        The classifier's affirm alone is not consent: it reads "i think" or "go on" as a yes."""
+        if self.yes_no is not None:
+            return self.yes_no
+        return False if self.intent == DENY else None
+
 
 @dataclass(frozen=True, slots=True)
 class FlowOutput:

@@ -110,7 +110,7 @@ class MembershipCancelFlow(Flow):
         return self._delegate(turn)
 
     def on_confirm_cancel(self, turn: FlowInput) -> Move:
-        answer = turn.answer
+        answer = turn.consent
         if answer is None and turn.intent == MEMBERSHIP_CANCEL:
             answer = True  # "yes, cancel it" classified as the intent itself
         if answer is None:

@@ -109,7 +109,7 @@ class MembershipPauseFlow(Flow):
         return self._confirm()
 
     def on_confirm_pause(self, turn: FlowInput) -> Move:
-        answer = turn.answer
+        answer = turn.consent
         changed = turn.months or months_in(turn.text)
         if answer is None and changed is not None and changed != self._months:
             if not 1 <= changed <= MAX_PAUSE_MONTHS:

@@ -16,6 +16,9 @@ __all__ = ["extract_yes_no"]
 _UNSURE: Final = (
     "i dont know", "dont know", "i am not sure", "im not sure", "not sure", "no idea", "maybe",
     "let me think", "not certain", "no clue",
+    # not yet: "yes, wait" is not a yes to cancelling a membership
+    "wait", "hold on", "hang on", "one second", "one sec", "just a second", "one moment",
+    "just a moment", "let me check",
 )
 # Several-word phrases come before single words so that "no problem" is a yes, not a "no".
 _YES_PHRASES: Final = (

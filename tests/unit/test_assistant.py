@@ -158,6 +158,13 @@ def test_a_hesitation_is_never_a_yes_to_a_change(call, backend, filler):
     assert backend.membership("CUST-1").status == "cancelled"
 
 
+@pytest.mark.parametrize("hesitant", ["Hmm, let me think.", "I think.", "Go on.", "Yes, wait."])
+def test_only_a_said_yes_cancels(call, backend, hesitant):
+    *_, unsure = talk(call(), "cancel my membership", "43004", "no", hesitant)
+    assert unsure.expects == "yes_no" and not unsure.facts.get("outcome")
+    assert backend.membership("CUST-1").status == "active"
+
+
 def test_a_hesitation_alone_is_not_a_request_but_with_words_it_is(call):
     (alone,) = talk(call(), "um so")
     assert alone.intent == "empty" and alone.text.startswith("Sorry, I didn't catch that")

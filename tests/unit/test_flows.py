@@ -401,6 +401,32 @@ def test_cancel_unclear_confirmation_asks_again_then_escalates(context: Context)
     assert out.escalate == "caller did not confirm the cancellation"
 
 
+def test_only_a_said_yes_is_consent_to_a_change_and_a_no_of_any_kind_declines() -> None:
+    assert said("yes", yes_no=True).consent is True
+    assert said("go on", intent="affirm").consent is None  # the classifier's affirm alone
+    assert said("i'd rather not", intent="deny").consent is False
+    assert said("no", yes_no=False, intent="affirm").consent is False
+    assert said("go on", intent="affirm").answer is True  # elsewhere an affirm is a yes
+
+
+def test_cancel_is_not_done_on_an_affirm_the_caller_never_said(
+    context: Context, backend: SqliteBackend
+) -> None:
+    *_, again = run(MembershipCancelFlow(context()), CANCEL, POSTCODE, NO,
+                    said("hmm let me think", intent="affirm"))
+    assert "didn't get that" in again.say and again.needs == "yes_no" and not again.done
+    assert backend.membership(JAMIE).status == "active"  # type: ignore[union-attr]
+
+
+def test_pause_is_not_done_on_an_affirm_the_caller_never_said(
+    context: Context, backend: SqliteBackend
+) -> None:
+    *_, again, done = run(MembershipPauseFlow(context()), PAUSE, POSTCODE,
+                          said("two months", months=2), said("go on", intent="affirm"), YES)
+    assert again.needs == "yes_no" and not again.done
+    assert done.facts["outcome"] == "paused"
+
+
 def test_cancel_intent_at_the_offer_declines_the_pause(context: Context) -> None:
     *_, confirm = run(MembershipCancelFlow(context()), CANCEL, POSTCODE,
                       said("just cancel it", intent="membership_cancel"))

@@ -187,6 +187,7 @@ YES_NO = [
     ("No thanks.", False), ("Cancel that.", False), ("Yes... actually no.", False),
     ("That's not right.", False), ("Please don't.", False), ("nah", False),
     ("I don't know.", None), ("I'm not sure", None), ("The number is 1001.", None), ("", None),
+    ("Yes, wait.", None), ("OK, hold on.", None), ("Hang on, yes.", True),
 ]
 
 
