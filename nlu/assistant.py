@@ -16,7 +16,7 @@ It puts the pieces of :mod:`nlu` together:
 4. **Intents** map to actions: a task intent starts its flow; a question intent is answered
    from the knowledge base (grounded: when retrieval is not confident the assistant says it
    does not have that information and offers an agent); the conversational ones (greeting,
-   goodbye, yes, no, repeat) do what they say.
+   goodbye, yes, no, repeat, hold: "hang on, let me find it") do what they say.
 
 Make one :class:`Assistant` per call (it keeps the call's dialogue state); the classifier,
 answerer and backend behind it are shared by all calls. :meth:`Assistant.respond` is pure
@@ -48,7 +48,7 @@ from nlu.slots import extract_order_number, extract_postcode, extract_yes_no, ke
 
 __all__ = [
     "ANYTHING_ELSE", "DIDNT_CATCH", "HOW_CAN_I_HELP", "KB_INTENTS", "KEYPAD_UNUSED",
-    "STILL_UNSURE", "TO_AGENT", "WHAT_ELSE", "Answerer", "Assistant", "IntentModel", "Reply",
+    "STILL_UNSURE", "TAKE_YOUR_TIME", "TO_AGENT", "WHAT_ELSE", "Answerer", "Assistant", "IntentModel", "Reply",
     "normalize", "speakable",
 ]
 
@@ -78,6 +78,7 @@ ANYTHING_ELSE: Final = "You're welcome. Is there anything else I can help you wi
 ANYTHING_ELSE_AFTER_TASK: Final = "Is there anything else I can help you with?"
 WHAT_ELSE: Final = "All right. What else can I help you with?"
 HOW_CAN_I_HELP: Final = "How can I help you today?"
+TAKE_YOUR_TIME: Final = "Sure, take your time."
 KEYPAD_UNUSED: Final = ("Sorry, I can't use that keypad entry. "
                         "Would you like me to connect you with an agent?")
 STILL_UNSURE: Final = ("I'm sorry, I'm still not sure I understand. "
@@ -120,6 +121,7 @@ _ABOUT: Final[dict[str, str]] = {
     "hours": "our opening hours",
     "price_match": "price matching",
     "agent": "speaking with an agent",
+    "hold": "needing a moment",
 }
 
 # "my headphones", "the one I bought", "ORD-1001": a return question about the caller's own
@@ -230,7 +232,7 @@ class Assistant:
         reply = Reply(reply.intent, round(min(1.0, max(0.0, reply.confidence)), 3),
                       speakable(reply.text), reply.passage_ids, reply.end_call, reply.escalate,
                       reply.flow, reply.facts, turn.slots, reply.expects, reply.ticket)
-        if reply.intent != "repeat":
+        if reply.intent not in ("repeat", "hold"):  # "say that again" repeats the question
             self._last_reply = reply
         self._history.append(reply)
         return reply
@@ -254,7 +256,8 @@ class Assistant:
         failed = 0
         for reply in self._history:
             if reply.intent not in intents and reply.intent not in (
-                    "affirm", "deny", "empty", "repeat", "greeting", "unclear", "keypad"):
+                    "affirm", "deny", "empty", "repeat", "hold", "greeting", "unclear",
+                    "keypad"):
                 intents.append(reply.intent)
             slots.update({k: v for k, v in reply.slots.items() if k in ("order_number", "postcode")})
             if reply.flow and reply.facts:
@@ -312,6 +315,9 @@ class Assistant:
         confident = prediction is not None and prediction.confidence >= self.threshold
         intent = prediction.intent if confident and prediction else None
 
+        if intent == "hold":  # "hang on, let me find it": wait, and keep what was asked
+            return Reply("hold", prediction.confidence if prediction else 1.0, TAKE_YOUR_TIME,
+                         flow=self.flow.name if self.flow else None, expects=self.expects)
         if intent == "repeat" and self._last_reply is not None:
             last = self._last_reply
             return Reply("repeat", prediction.confidence if prediction else 1.0, last.text,

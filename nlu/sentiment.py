@@ -404,7 +404,7 @@ def asks_for_human(text: str) -> bool:
 
 # --- the run of the conversation ---------------------------------------------------------------
 
-_CHATTER = frozenset({"affirm", "deny", "greeting", "goodbye", "repeat", "agent"})
+_CHATTER = frozenset({"affirm", "deny", "greeting", "goodbye", "repeat", "hold", "agent"})
 
 
 _STOPWORDS = frozenset(

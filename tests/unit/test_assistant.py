@@ -165,6 +165,16 @@ def test_only_a_said_yes_cancels(call, backend, hesitant):
     assert backend.membership("CUST-1").status == "active"
 
 
+def test_hang_on_waits_and_keeps_the_question_it_was_asked(call):
+    ask, hold, again, told = talk(call(), "where is my order", "hang on, let me find it",
+                                  "sorry, say that again", "it's one zero zero one")
+    assert ask.expects == "order_number"
+    assert hold.intent == "hold" and hold.text == "Sure, take your time."
+    assert hold.expects == "order_number" and hold.flow == "order_status"
+    assert again.text == ask.text  # "say that again" repeats the question, not "take your time"
+    assert told.slots["order_number"] == "ORD-1001" and "Ohio" in told.text
+
+
 def test_a_hesitation_alone_is_not_a_request_but_with_words_it_is(call):
     (alone,) = talk(call(), "um so")
     assert alone.intent == "empty" and alone.text.startswith("Sorry, I didn't catch that")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.unit
 LABELS = {
     "order_status", "returns_refunds", "shipping", "membership_cancel", "membership_pause",
     "membership_info", "billing_dispute", "warranty", "hours", "price_match", "agent",
-    "greeting", "goodbye", "affirm", "deny", "repeat", "out_of_scope",
+    "greeting", "goodbye", "affirm", "deny", "repeat", "hold", "out_of_scope",
 }
 
 # Phrasings in neither data file, written apart from both; each intent should get most right.
@@ -146,7 +146,7 @@ def held_out() -> list[Example]:
 # --- the data files ----------------------------------------------------------------------------
 
 
-def test_training_file_has_40_examples_of_each_of_the_17_intents() -> None:
+def test_training_file_has_40_examples_of_each_of_the_18_intents() -> None:
     examples = load_examples(TRAIN_FILE)
     counts = {label: sum(e.intent == label for e in examples) for label in LABELS}
     assert {e.intent for e in examples} == LABELS
