@@ -48,7 +48,7 @@ from nlu.slots import extract_order_number, extract_postcode, extract_yes_no, ke
 
 __all__ = [
     "ANYTHING_ELSE", "DIDNT_CATCH", "HOW_CAN_I_HELP", "KB_INTENTS", "KEYPAD_UNUSED",
-    "STILL_UNSURE", "TAKE_YOUR_TIME", "TO_AGENT", "WHAT_ELSE", "Answerer", "Assistant", "IntentModel", "Reply",
+    "END_CALL_QUESTION", "STILL_UNSURE", "TAKE_YOUR_TIME", "TO_AGENT", "WHAT_ELSE", "Answerer", "Assistant", "IntentModel", "Reply",
     "normalize", "speakable",
 ]
 
@@ -79,6 +79,7 @@ ANYTHING_ELSE_AFTER_TASK: Final = "Is there anything else I can help you with?"
 WHAT_ELSE: Final = "All right. What else can I help you with?"
 HOW_CAN_I_HELP: Final = "How can I help you today?"
 TAKE_YOUR_TIME: Final = "Sure, take your time."
+END_CALL_QUESTION: Final = "Sorry, do you want to end the call now?"
 KEYPAD_UNUSED: Final = ("Sorry, I can't use that keypad entry. "
                         "Would you like me to connect you with an agent?")
 STILL_UNSURE: Final = ("I'm sorry, I'm still not sure I understand. "
@@ -142,7 +143,7 @@ _FILLERS: Final = frozenset(
      "like", "anyway", "actually", "basically", "oh", "just", "i", "mean"})
 
 _Prompt = Literal["agent_offer", "anything_else", "clarify", "callback_or_message",
-                  "message"] | None
+                  "message", "end_call"] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ class Assistant:
         self._unclear: _Turn | None = None  # the turn a clarifying question is about
         self._last_question: str | None = None  # for follow-ups to KB answers
         self._last_reply: Reply | None = None
+        self._task_question: Reply | None = None  # the flow's question a goodbye interrupted
         self._history: list[Reply] = []
 
     # --- the one public step ----------------------------------------------------------------------
@@ -325,7 +327,17 @@ class Assistant:
         if intent == "agent" or (not turn.said and turn.dtmf == "0"):
             return self._to_agent(turn, "caller asked for an agent")
 
+        if self._prompt == "end_call":
+            ended = self._answer_end_call(turn, intent)
+            if ended is not None:
+                return ended
         if self.flow is not None:
+            if intent == "goodbye" and self.expects:
+                # Mid-task, "that's it" or "hang on" taken for goodbye must not hang up on the
+                # caller: ask first, and keep the task's question for a "no".
+                self._prompt, self._task_question = "end_call", self._last_reply
+                return Reply("goodbye", prediction.confidence if prediction else 1.0,
+                             END_CALL_QUESTION, flow=self.flow.name, expects="yes_no")
             if not self._leaves_flow(turn, intent):
                 return self._step_flow(turn, intent)
             log.info("call %s: caller left the %s flow for %s", self.context.call_id,
@@ -462,6 +474,22 @@ class Assistant:
             return Reply("unclear", prediction.confidence, SAY_IT_DIFFERENTLY)
         return Reply("unclear", prediction.confidence,
                      f"Sorry, just to check: is this about {about}?", expects="yes_no")
+
+    def _answer_end_call(self, turn: _Turn, intent: str | None) -> Reply | None:
+        """After "do you want to end the call?": yes (or goodbye again) ends it, no asks the
+        task's question again; anything else is an answer to that question (None)."""
+        self._prompt = None
+        question, self._task_question = self._task_question, None
+        ending = turn.slots.get("yes_no")
+        if ending is None and intent == "goodbye":
+            ending = True
+        if ending is True:
+            self.flow = None
+            return self._goodbye(turn.prediction.confidence if turn.prediction else 1.0)
+        if ending is False and question is not None:
+            return Reply(question.intent, 1.0, question.text, flow=question.flow,
+                         expects=question.expects)
+        return None
 
     def _answer_prompt(self, prompt: _Prompt, turn: _Turn, intent: str | None) -> Reply | None:
         """The caller's answer to the question our last reply asked, or None if it is not one."""

@@ -175,6 +175,29 @@ def test_hang_on_waits_and_keeps_the_question_it_was_asked(call):
     assert told.slots["order_number"] == "ORD-1001" and "Ohio" in told.text
 
 
+def test_a_goodbye_in_the_middle_of_a_task_is_asked_about_before_hanging_up(call, backend):
+    *_, confirm, bye, no, yes = talk(call(), "cancel my membership", "43004", "no",
+                                      "that's it", "no", "yes")
+    assert bye.intent == "goodbye" and not bye.end_call and bye.expects == "yes_no"
+    assert bye.text == "Sorry, do you want to end the call now?"
+    assert no.text == confirm.text and no.expects == "yes_no"  # the task's question again
+    assert yes.facts["outcome"] == "cancelled"
+
+
+def test_a_goodbye_in_the_middle_of_a_task_confirmed_ends_the_call_and_the_task(call, backend):
+    *_, bye, yes = talk(call(), "pause my membership", "43004", "bye", "yes")
+    assert not bye.end_call and yes.end_call and yes.intent == "goodbye"
+    assert backend.membership("CUST-1").status == "active"  # no pause was made
+
+
+def test_after_asking_whether_to_hang_up_an_answer_to_the_task_continues_it(call):
+    ask, bye, told = talk(call(), "where is my order", "thanks bye", "it's one zero zero one")
+    assert ask.expects == "order_number" and bye.text.startswith("Sorry, do you want to end")
+    assert told.slots["order_number"] == "ORD-1001" and "Ohio" in told.text
+    (*_, done) = talk(call(), "hello", "bye")
+    assert done.end_call  # with no task running, goodbye is goodbye
+
+
 def test_a_hesitation_alone_is_not_a_request_but_with_words_it_is(call):
     (alone,) = talk(call(), "um so")
     assert alone.intent == "empty" and alone.text.startswith("Sorry, I didn't catch that")
