@@ -22,6 +22,29 @@ def heard(transcriber, pcm8k: bytes) -> str:
     return re.sub(r"[^a-z0-9.$ ]", " ", text)
 
 
+def heard_by_sentence(transcriber, pcm8k: bytes, *, pause_s: float = 0.25) -> str:
+    """`heard` of each stretch of speech between pauses of ``pause_s`` or more, joined: given a
+    whole multi-sentence answer, whisper sometimes stops after the first sentence (a CI run
+    heard "... a regional logistics issue in Ohio." of an answer the server's recording holds
+    whole), so the answer is cut where its sentences pause, as the service cuts a caller."""
+    samples = np.frombuffer(pcm8k, dtype="<i2").astype(np.float64)
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)  # 20 ms each
+    if not len(frames):
+        return ""
+    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    voiced = rms > max(200.0, rms.max() * 0.05)
+    pieces, start, quiet = [], None, 0
+    for i, v in enumerate([*voiced, False]):
+        if v:
+            start, quiet = (i if start is None else start), 0
+        elif start is not None:
+            quiet += 1
+            if quiet * 0.02 >= pause_s or i == len(voiced):
+                pieces.append(pcm8k[max(0, start - 5) * 320:(i + 5) * 320])  # 0.1 s either side
+                start, quiet = None, 0
+    return " ".join(heard(transcriber, piece) for piece in pieces)
+
+
 def heard_in_windows(transcriber, pcm8k: bytes, *, window_s: float = 20.0,
                      step_s: float = 10.0) -> str:
     """`heard` over overlapping windows, joined: whisper may stop early in long, sparse audio,
