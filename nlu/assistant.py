@@ -47,9 +47,9 @@ from nlu.flows.membership_pause import months_in
 from nlu.slots import extract_order_number, extract_postcode, extract_yes_no, keypad_entry
 
 __all__ = [
-    "ANYTHING_ELSE", "DIDNT_CATCH", "HOW_CAN_I_HELP", "KB_INTENTS", "KEYPAD_UNUSED",
-    "END_CALL_QUESTION", "STILL_UNSURE", "TAKE_YOUR_TIME", "TO_AGENT", "WHAT_ELSE", "Answerer", "Assistant", "IntentModel", "Reply",
-    "normalize", "speakable",
+    "ANYTHING_ELSE", "DIDNT_CATCH", "END_CALL_QUESTION", "HOW_CAN_I_HELP", "KB_INTENTS",
+    "KEYPAD_UNUSED", "STILL_UNSURE", "TAKE_YOUR_TIME", "TO_AGENT", "WHAT_ELSE",
+    "Answerer", "Assistant", "IntentModel", "Reply", "normalize", "speakable",
 ]
 
 log = logging.getLogger("iva.assistant")

@@ -219,7 +219,8 @@ class Settings(BaseSettings):
         default=5, ge=1, le=16,
         description="How many of the beam's transcripts the intent classifier weighs (at most "
         "the beam size; 1: the best only). Disagreeing hypotheses lower the confidence, so "
-        "fewer misheard turns are acted on: confident wrong intents 12 -> 4 on espeak-ng callers",
+        "fewer misheard turns are acted on (espeak-ng callers, dev split: confident wrong intents "
+        "12 -> 4, one in eight right ones confirmed first); ~20 ms more routing per turn",
     )
     asr_language: str = "en"
     asr_vocabulary: str = Field(
