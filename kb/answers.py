@@ -36,6 +36,19 @@ phrasings of the unit tests (figures in ``docs/benchmarks.md``):
   off-topic questions ("can i cancel my gym membership") stay below 0.6 with this model.
 
 Embedding retrieval alone, kept for comparison, is confident at similarity >= ``min_similarity``.
+
+A **topic** (``answer(question, topic=intent)``, hybrid retrieval only) is the caller's intent
+when the intent classifier is confident of it ("price_match"). When the rules above find no
+answer in the whole knowledge base, the best passage of the documents whose front matter
+names that intent (:mod:`kb.markdown`) answers if it passes the topic rule: coverage >=
+``TOPIC_COVERAGE`` and similarity >= ``TOPIC_SIMILARITY``, with the same guard on words no
+document knows. The classifier has already said what the question is about, so the match only
+has to show it is about that document's content: "is my item under warranty" covers 0.33 of
+its weight in the warranty passage, too little alone, and was answered "I don't have
+information about that". A topic only ever turns "I don't know" into an answer; an answer the
+rules above give is the same with or without it. The topic thresholds were set on the
+training lines of ``nlu/data/intents_train.jsonl``, never the held-out sets (figures in
+``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -95,6 +108,8 @@ class GroundedAnswerer:
     SUPPORT_SIMILARITY = 0.4  # ... a weaker one needs at least this cosine similarity
     RESCUE_COVERAGE = 0.2  # a semantic match must still share this much of the question
     FOREIGN_SHIFT = 0.05  # ... and must not get this much closer without the unknown words
+    TOPIC_COVERAGE = 0.3  # a passage of the caller's topic must share this much of the question
+    TOPIC_SIMILARITY = 0.35  # ... and be at least this close to it
 
     def __init__(
         self,
@@ -125,12 +140,15 @@ class GroundedAnswerer:
         self.max_words = max_words
         self.candidates = candidates
 
-    def answer(self, question: str, *, context: str | None = None) -> Answer:
+    def answer(self, question: str, *, context: str | None = None,
+               topic: str | None = None) -> Answer:
         """Answer one caller question.
 
         ``context`` (the previous question or topic) resolves follow-ups such as "and for plus
         members?": its words help ranking at half weight but never make an answer confident;
-        the embeddings look at the question alone.
+        the embeddings look at the question alone. ``topic`` is the caller's intent when the
+        classifier is confident of it (see the module docstring); an intent no document names
+        changes nothing.
 
         ``Answer.score`` is the best passage's normalised BM25 score (BM25), its cosine
         similarity (embeddings), or the larger of the two (hybrid).
@@ -142,10 +160,28 @@ class GroundedAnswerer:
         if context:
             for term in analyze(context):
                 weights.setdefault(term, CONTEXT_WEIGHT)
-        hits = self.retrieve(question, weights)
-        if not hits:
+        documents = self.kb.documents_about(topic) if topic else frozenset()
+        topical = bool(documents) and self.retrieval is Retrieval.HYBRID
+        ranked = self.kb.rank(weights, text=question, retrieval=self.retrieval,
+                              k=len(self.kb) if topical else self.candidates)
+        if not ranked:
             return Answer(DONT_KNOW)
-        top = hits[0]
+        hits = ranked[: self.candidates]
+        confident, score = self._judge(question, asked, weights, hits[0])
+        if confident:
+            return self._answer(hits, weights, score)
+        on_topic = [h for h in ranked if h.passage.document in documents][: self.candidates]
+        if topical and on_topic:
+            confident, topic_score = self._judge(question, asked, weights, on_topic[0],
+                                                 on_topic=True)
+            if confident:
+                return self._answer(on_topic, weights, topic_score)
+        return Answer(DONT_KNOW, score=score)
+
+    def _judge(self, question: str, asked: list[str], weights: dict[str, float], top: Hit, *,
+               on_topic: bool = False) -> tuple[bool, float]:
+        """Whether ``top`` answers the question, and its normalised score (see :meth:`answer`);
+        ``on_topic``: it is a passage of the caller's topic, so the topic rule may accept it."""
         total = self.kb.query_weight(weights)
         lexical = min(1.0, top.bm25 / total) if total > 0 else 0.0
         similarity = max(0.0, min(1.0, top.similarity)) if top.similarity is not None else 0.0
@@ -153,8 +189,15 @@ class GroundedAnswerer:
         score = {Retrieval.BM25: lexical, Retrieval.EMBEDDINGS: similarity}.get(
             self.retrieval, max(lexical, similarity)
         )
-        if not self._confident(question, asked, top.passage.id, lexical, coverage, similarity):
-            return Answer(DONT_KNOW, score=score)
+        if self._confident(question, asked, top.passage.id, lexical, coverage, similarity):
+            return True, score
+        on_topic_match = (on_topic and coverage >= self.TOPIC_COVERAGE
+                          and similarity >= self.TOPIC_SIMILARITY
+                          and not self._about_unknown_words(question, asked, top.passage.id,
+                                                            similarity))
+        return on_topic_match, score
+
+    def _answer(self, hits: list[Hit], weights: dict[str, float], score: float) -> Answer:
         sentences = self._compose(hits, weights)
         return Answer(
             text=" ".join(s.text for s in sentences),

@@ -81,7 +81,8 @@ class LlmError(Exception):
 class ExtractiveAnswerer(Protocol):
     """What is wrapped: ``kb.GroundedAnswerer`` is one."""
 
-    def answer(self, question: str, *, context: str | None = None) -> Answer: ...
+    def answer(self, question: str, *, context: str | None = None,
+               topic: str | None = None) -> Answer: ...
 
 
 class PassageSource(Protocol):
@@ -310,9 +311,10 @@ class GenerativeAnswerer:
         with self._lock:
             return dict(self._fallbacks)
 
-    def answer(self, question: str, *, context: str | None = None) -> Answer:
+    def answer(self, question: str, *, context: str | None = None,
+               topic: str | None = None) -> Answer:
         """Same contract as ``GroundedAnswerer.answer``; blocks up to the client's timeout."""
-        extracted = self.extractive.answer(question, context=context)
+        extracted = self.extractive.answer(question, context=context, topic=topic)
         if not extracted.confident or not extracted.passage_ids:
             return extracted  # retrieval found nothing: the LLM is not asked
         passages = self._passages(question, extracted.passage_ids)

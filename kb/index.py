@@ -1,9 +1,10 @@
 """Passages and their retrieval over the Markdown knowledge base: BM25, embeddings, or both.
 
 A document is one Markdown file: a ``# Title``, optional ``## Section`` headings and short
-paragraphs. Each paragraph (or list) becomes a :class:`Passage` whose id is the file stem and
-its position, ``"returns#2"``; the title and section are indexed with it as context, so a
-paragraph that never names its topic is still found by it.
+paragraphs, and optional front matter naming the caller intents it answers (:mod:`kb.markdown`).
+Each paragraph (or list) becomes a :class:`Passage` whose id is the file stem and its position,
+``"returns#2"``; the title and section are indexed with it as context, so a paragraph that
+never names its topic is still found by it.
 
 Callers speak, they do not type: queries come from speech recognition in lower case with
 little punctuation and in everyday words. :func:`analyze` turns documents and queries into the
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kb.markdown import Passage, split_passages
 from kb.retrieval import Retrieval, fuse, top_indices
 
 if TYPE_CHECKING:
@@ -47,21 +49,6 @@ __all__ = [
 
 class KnowledgeBaseError(Exception):
     """The knowledge base folder is missing or empty, or one of its documents is unusable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """One paragraph of a document: plain text, Markdown removed."""
-
-    id: str  # "<document stem>#<1-based position>", e.g. "returns#2"
-    title: str  # the document's "# Title"
-    text: str
-    section: str | None = None  # the "## Section" the paragraph sits under, if any
-
-    @property
-    def document(self) -> str:
-        """The id of the document the passage comes from ("returns")."""
-        return self.id.partition("#")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,79 +201,6 @@ def analyze(text: str) -> list[str]:
     return terms
 
 
-# --- Markdown to passages ------------------------------------------------------------------
-
-_INLINE_MARKUP = (
-    (re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),  # links and images keep their text
-    (re.compile(r"https?://\S+|www\.\S+"), ""),  # bare URLs cannot be spoken usefully
-    (re.compile(r"`([^`]*)`"), r"\1"),
-    (re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
-    (re.compile(r"<[^>]+>"), ""),
-)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-
-
-def strip_markdown(text: str) -> str:
-    """Plain text from one Markdown line or paragraph: no emphasis, code marks, links or URLs."""
-    for pattern, replacement in _INLINE_MARKUP:
-        text = pattern.sub(replacement, text)
-    return " ".join(text.split())
-
-
-def _join_block(lines: list[str]) -> str:
-    """A paragraph's lines as one text; list items become sentences of their own."""
-    parts: list[str] = []
-    for line in lines:
-        item = _LIST_ITEM.sub("", line)
-        text = strip_markdown(item.lstrip("> "))
-        if not text:
-            continue
-        if item is not line and parts and parts[-1][-1] not in ".!?:":
-            parts[-1] += "."
-        parts.append(text)
-    return " ".join(parts)
-
-
-def split_passages(markdown: str, *, document: str) -> list[Passage]:
-    """Split one Markdown document into paragraph passages.
-
-    The first ``# `` heading is the title (the document id, title-cased, when there is none);
-    ``##`` and deeper headings name the section of the paragraphs under them.
-    """
-    title: str | None = None
-    section: str | None = None
-    blocks: list[tuple[str | None, list[str]]] = []
-    current: list[str] = []
-
-    def flush() -> None:
-        if current:
-            blocks.append((section, current.copy()))
-            current.clear()
-
-    for line in markdown.splitlines():
-        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
-        if heading:
-            flush()
-            text = strip_markdown(heading.group(2))
-            if len(heading.group(1)) == 1 and title is None:
-                title = text
-            else:
-                section = text
-        elif not line.strip() or re.match(r"^\s*(?:-{3,}|\*{3,}|```.*)\s*$", line):
-            flush()
-        else:
-            current.append(line)
-    flush()
-
-    title = title or document.replace("-", " ").replace("_", " ").capitalize()
-    passages: list[Passage] = []
-    for block_section, lines in blocks:
-        text = _join_block(lines)
-        if text:
-            passages.append(Passage(f"{document}#{len(passages) + 1}", title, text, block_section))
-    return passages
-
-
 # --- BM25 ------------------------------------------------------------------------------------
 
 
@@ -373,7 +287,10 @@ class KnowledgeBase:
                 markdown = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise KnowledgeBaseError(f"cannot read knowledge base document {file}: {exc}") from exc
-            found = split_passages(markdown, document=file.stem)
+            try:
+                found = split_passages(markdown, document=file.stem)
+            except ValueError as exc:
+                raise KnowledgeBaseError(f"knowledge base document {file}: {exc}") from exc
             if not found:
                 raise KnowledgeBaseError(f"knowledge base document {file} has no text")
             passages.extend(found)
@@ -394,6 +311,15 @@ class KnowledgeBase:
 
     def __len__(self) -> int:
         return len(self.passages)
+
+    def documents_about(self, intent: str) -> frozenset[str]:
+        """The ids of the documents whose front matter names ``intent`` ("returns", ...)."""
+        return frozenset(p.document for p in self.passages if intent in p.intents)
+
+    @property
+    def intents(self) -> frozenset[str]:
+        """Every intent some document's front matter names."""
+        return frozenset(i for p in self.passages for i in p.intents)
 
     @property
     def has_embeddings(self) -> bool:

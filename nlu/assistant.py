@@ -58,7 +58,8 @@ log = logging.getLogger("iva.assistant")
 class Answerer(Protocol):
     """What the assistant needs from the knowledge base (``kb.GroundedAnswerer`` is one)."""
 
-    def answer(self, question: str, *, context: str | None = None) -> Answer: ...
+    def answer(self, question: str, *, context: str | None = None,
+               topic: str | None = None) -> Answer: ...
 
 
 class IntentModel(Protocol):
@@ -375,7 +376,7 @@ class Assistant:
         if intent in ("affirm", "deny"):
             return Reply(intent, confidence, f"Sorry, I'm not sure what you mean. {HOW_CAN_I_HELP}")
         if intent == "returns_refunds" and not self._about_own_order(turn):
-            answer = self.answerer.answer(turn.text, context=context)
+            answer = self.answerer.answer(turn.text, context=context, topic=intent)
             if answer.confident:
                 return self._kb_reply(intent, turn.text, answer)
         if intent in _FLOWS:
@@ -434,7 +435,9 @@ class Assistant:
 
     def _from_kb(self, turn: _Turn, intent: str, *, context: str | None = None,
                  confidence: float | None = None) -> Reply:
-        answer = self.answerer.answer(turn.text, context=context)
+        # The intent is the answer's topic ("follow_up" is none): its documents are searched
+        # first, and a weaker match there is enough (kb.answers).
+        answer = self.answerer.answer(turn.text, context=context, topic=intent)
         if not answer.confident:
             self._prompt = "agent_offer"
             return Reply(intent, confidence if confidence is not None else 1.0 - answer.score,

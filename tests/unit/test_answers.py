@@ -216,3 +216,71 @@ def test_an_answer_never_contains_a_sentence_the_documents_do_not(tmp_path: Path
 def test_invalid_answerer_options_raise_value_error(kb: KnowledgeBase, options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         GroundedAnswerer(kb, **options)  # type: ignore[arg-type]
+
+
+# --- the caller's topic ------------------------------------------------------------------------
+
+# Training lines of nlu/data/intents_train.jsonl (never the held-out sets) that match their
+# document too weakly to be answered alone: (question, the confident intent, passage, figure).
+TOPIC_QUESTIONS = [
+    ("is my item under warranty", "warranty", "warranty#1", "1 year"),
+    ("what's the warranty length", "warranty", "warranty#1", "1 year"),
+    ("what time does customer service open", "hours", "agent-hours#1", "8 am to 8 pm"),
+    ("will you meet a lower price", "price_match", "price-match#1", "14 days"),
+    ("is shipping free over fifty dollars", "shipping", "shipping#1", "free on orders over $50"),
+    ("how long is the return period", "returns_refunds", "returns#1", "30 days"),
+    ("how much will i be charged for plus each month", "membership_info", "brightline-plus#1", "$9.99"),
+]
+
+
+@pytest.mark.parametrize(("question", "topic", "passage", "figure"), TOPIC_QUESTIONS)
+def test_the_callers_topic_lets_a_weaker_match_in_its_documents_answer(
+    answerer: GroundedAnswerer, question: str, topic: str, passage: str, figure: str
+) -> None:
+    assert not answerer.answer(question).confident
+    answer = answerer.answer(question, topic=topic)
+    assert answer.confident and figure in answer.text, answer
+    assert any(p.startswith(passage) for p in answer.passage_ids), answer.passage_ids
+    assert all(p.split("#")[0] in answerer.kb.documents_about(topic) for p in answer.passage_ids)
+
+
+@pytest.mark.parametrize(("question", "topic"), [
+    ("what time is it in tokyo", "hours"),
+    ("is the pharmacy open on sunday", "hours"),
+    ("can i cancel my gym membership", "membership_info"),
+    ("what's the stock price of apple", "price_match"),
+    ("how do i make pancakes", "warranty"),
+    ("can you order me a pizza", "shipping"),
+    ("do you sell cars", "returns_refunds"),
+])
+def test_an_off_topic_question_stays_unanswered_even_if_the_classifier_gave_it_a_topic(
+    answerer: GroundedAnswerer, question: str, topic: str
+) -> None:
+    answer = answerer.answer(question, topic=topic)
+    assert not answer.confident and answer.text == DONT_KNOW
+
+
+@pytest.mark.parametrize(("question", "_passage", "_figure"), FACT_QUESTIONS)
+def test_a_topic_never_changes_an_answer_the_knowledge_base_gives_alone(
+    answerer: GroundedAnswerer, question: str, _passage: str, _figure: str
+) -> None:
+    plain = answerer.answer(question)
+    for topic in ("warranty", "hours", "no_such_intent"):
+        assert answerer.answer(question, topic=topic) == plain
+
+
+def test_a_topic_no_document_names_or_bm25_retrieval_changes_nothing(kb: KnowledgeBase) -> None:
+    question = "is my item under warranty"
+    hybrid = GroundedAnswerer(kb)
+    assert hybrid.answer(question, topic="order_status") == hybrid.answer(question)
+    bm25 = GroundedAnswerer(kb, retrieval="bm25")
+    assert bm25.answer(question, topic="warranty") == bm25.answer(question)
+
+
+def test_every_intent_answered_from_the_knowledge_base_has_documents_and_no_other_is_named(
+    kb: KnowledgeBase,
+) -> None:
+    from nlu.assistant import KB_INTENTS
+
+    assert all(kb.documents_about(intent) for intent in KB_INTENTS)
+    assert kb.intents == KB_INTENTS

@@ -9,6 +9,7 @@ import pytest
 
 from kb import DEMO_KB_DIR, KnowledgeBase, KnowledgeBaseError, Passage
 from kb.index import analyze, split_passages
+from kb.markdown import front_matter
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +59,8 @@ def test_demo_documents_state_every_company_fact(document: str, phrases: list[st
 
 def test_every_demo_document_starts_with_a_title() -> None:
     for path in DEMO_KB_DIR.glob("*.md"):
-        assert path.read_text(encoding="utf-8").startswith("# "), path.name
+        _fields, markdown = front_matter(path.read_text(encoding="utf-8"))
+        assert markdown.startswith("# "), path.name
 
 
 def test_demo_passages_are_plain_short_sentences_fit_to_speak(kb: KnowledgeBase) -> None:
@@ -244,3 +246,43 @@ def test_spoken_questions_retrieve_the_right_passage_first(
     kb: KnowledgeBase, query: str, passage_id: str
 ) -> None:
     assert kb.search(query)[0].passage.id == passage_id
+
+
+# --- front matter ------------------------------------------------------------------------------
+
+
+def test_front_matter_gives_every_passage_its_documents_intents_and_is_not_text() -> None:
+    markdown = "---\nintents: returns_refunds, warranty\n---\n# Returns\n\nFirst.\n\nSecond.\n"
+    passages = split_passages(markdown, document="returns")
+    assert [p.text for p in passages] == ["First.", "Second."]
+    assert {p.intents for p in passages} == {("returns_refunds", "warranty")}
+    assert passages[0].title == "Returns"
+
+
+def test_a_document_without_front_matter_names_no_intents_and_a_later_rule_is_a_break() -> None:
+    passages = split_passages("# Pay\n\nCards.\n---\nintents: x\n---\nMore.\n", document="pay")
+    assert [p.intents for p in passages] == [(), (), ()]
+    assert [p.text for p in passages] == ["Cards.", "intents: x", "More."]
+
+
+@pytest.mark.parametrize(("front", "error"), [
+    ("intent: warranty", "unknown key 'intent'"),
+    ("just words", "is not 'key: value'"),
+    ("intents:", "'intents' has no value"),
+    ("intents: Price Match", "names such as price_match"),
+])
+def test_bad_front_matter_raises_knowledge_base_error_naming_the_document(
+        tmp_path: Path, front: str, error: str) -> None:
+    write(tmp_path, "warranty.md", f"---\n{front}\n---\n# Warranty\n\nOne year.\n")
+    with pytest.raises(KnowledgeBaseError, match=rf"warranty\.md.*{re.escape(error)}"):
+        KnowledgeBase.from_directory(tmp_path, embeddings=False)
+
+
+def test_the_knowledge_base_knows_which_documents_answer_an_intent(tmp_path: Path) -> None:
+    write(tmp_path, "returns.md", "---\nintents: returns_refunds\n---\n# Returns\n\nA.\n\nB.\n")
+    write(tmp_path, "refunds.md", "---\nintents: returns_refunds\n---\n# Refunds\n\nC.\n")
+    write(tmp_path, "hours.md", "# Hours\n\nNine to five.\n")
+    kb = KnowledgeBase.from_directory(tmp_path, embeddings=False)
+    assert kb.documents_about("returns_refunds") == {"returns", "refunds"}
+    assert kb.documents_about("hours") == frozenset()
+    assert kb.intents == {"returns_refunds"}

@@ -57,7 +57,8 @@ class ScriptedAnswerer:
     def __init__(self, script: dict[str, tuple[str, list[str]]]) -> None:
         self.script = script
 
-    def answer(self, question: str, *, context: str | None = None) -> Answer:
+    def answer(self, question: str, *, context: str | None = None,
+               topic: str | None = None) -> Answer:
         if question not in self.script:
             return Answer(DONT_KNOW, confident=False, score=0.1)
         text, passages = self.script[question]
