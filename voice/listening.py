@@ -50,6 +50,7 @@ log = logging.getLogger("iva.listening")
 SAMPLE_RATE = 16_000
 _BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 _PRE_ROLL_MS = 300  # audio kept from before the VAD fired, so first syllables are not lost
+_LAST_WORDS_TIMEOUT_S = 10.0  # for the transcript of a turn the caller hung up on
 
 
 class VoiceSink(Protocol):
@@ -242,7 +243,37 @@ class CallerTurnProcessor(FrameProcessor):
 
     async def cleanup(self) -> None:
         await self._cancel_decision()
+        await self._keep_last_words()
         await super().cleanup()
+
+    async def _keep_last_words(self) -> None:
+        """The call is ending (the caller hung up, or the line dropped) with a turn still open:
+        speech not yet followed by a long enough pause, or its transcript still coming. What the
+        caller said last goes into the record as an unanswered caller turn: "this is useless"
+        before a hang-up is what a supervisor most needs to read. At most
+        ``_LAST_WORDS_TIMEOUT_S`` is spent on it."""
+        segment, job = self._segment, self._asr_job
+        if segment is None or self._session.ended or not self._session.started:
+            return
+        self._asr_job = self._turn_job = None
+        start_ms = self._detector.segment_start_ms or 0
+        ended = self._detector.last_speech_end_ms
+        end_ms = ended if ended >= start_ms else self._vad_ms  # still speaking when it ended
+        try:
+            if job is None:
+                look = functools.partial(self._asr.transcribe, _to_float(segment))
+                job = asyncio.get_running_loop().run_in_executor(self._executor, look)
+            transcript = await asyncio.wait_for(job, _LAST_WORDS_TIMEOUT_S)
+        except Exception:  # a timeout or a failing recogniser must not hold up the hang-up
+            log.warning("call %s: the caller's last words were not transcribed",
+                        self._session.call_id, exc_info=True)
+            self._session.event("last_words_lost", start_ms=start_ms, end_ms=end_ms)
+            return
+        finally:
+            self._segment = None
+        if transcript.text:
+            self._session.caller_turn(transcript.text, start_ms=start_ms, end_ms=end_ms,
+                                      meta={"unanswered": "call ended"})
 
     # ------------------------------------------------------------------ audio path
     async def _on_audio(self, pcm: bytes) -> None:

@@ -146,6 +146,12 @@ class DialogueProcessor(FrameProcessor):
             # Off the event loop: the backend, or an LLM endpoint, may take a while.
             reply = await asyncio.to_thread(self.assistant.respond, text, dtmf=dtmf,
                                             alternatives=alternatives)
+        except asyncio.CancelledError:
+            # The call ended while the turn was being answered: keep what the caller said.
+            self._session.caller_turn(text or f"[keypad] {dtmf}", start_ms=start_ms,
+                                      end_ms=end_ms, meta={**(timings or {}),
+                                                           "unanswered": "call ended"})
+            raise
         except Exception:
             log.exception("call %s: the assistant failed on a turn", self._session.call_id)
             self._session.event("assistant_error")

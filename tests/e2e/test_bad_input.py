@@ -71,6 +71,17 @@ async def test_an_abrupt_hang_up_mid_answer_keeps_the_record_and_the_next_call_w
     assert server.call_record(follow_up.call_sid)["outcome"] == "completed"
 
 
+async def test_words_said_just_before_a_hang_up_are_kept_unanswered_in_the_record(server, voices):
+    question = voices.say("This is useless, I am calling my bank.")
+    result = await place_call(server.ws_url, [CallerTurn(wav=question)], final_listen_s=0.0,
+                              hang_up=False, abrupt=True)
+    record = server.call_record(result.call_sid, wait_s=20)
+    assert record["outcome"] == "caller_hung_up"
+    (turn,) = [t for t in record["turns"] if t["speaker"] == "caller"]
+    assert "useless" in turn["text"].lower(), turn
+    assert turn["unanswered"] == "call ended"
+
+
 async def test_the_api_needs_a_login_or_the_token(server):
     for path in ("/api/calls", "/api/handoffs", "/api/calls/CAnope/recording"):
         with pytest.raises(urllib.error.HTTPError) as error:

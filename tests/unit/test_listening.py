@@ -180,9 +180,13 @@ async def test_a_plainly_finished_question_is_not_held_back_by_a_doubtful_turn_m
     assert "turn_complete_by_text" in recorder.events("CA1")
 
 
-async def test_okay_after_the_assistant_has_finished_is_an_answer_not_a_backchannel():
+async def test_okay_after_the_assistant_has_finished_is_an_answer_not_a_backchannel(monkeypatch):
     processor, session, _ = make(FakeAsr(by_audio=lambda a: "Okay."), assistant_talking=True)
     turn = session.current
+    # One call over two pipeline runs: the end of the first is not the end of the call.
+    async def call_goes_on() -> None:
+        return None
+    monkeypatch.setattr(processor, "_keep_last_words", call_goes_on)
     down, _ = await run_test(processor, frames_to_send=[
         *audio(speech(300)), SleepFrame(0.05)])
     session.mark_played(turn.sentences[0].mark)
@@ -257,3 +261,21 @@ def test_the_pre_roll_keeps_only_its_last_milliseconds_and_empties_when_taken():
     kept = pre_roll.take()
     assert [c[0] for c in kept] == [5, 6, 7, 8, 9]
     assert pre_roll.take() == []
+
+
+async def test_words_the_caller_said_just_before_the_call_ended_are_kept_in_the_record():
+    asr = FakeAsr(["this is useless"])
+    processor, _, recorder = make(asr)
+    down, _ = await run_test(processor, frames_to_send=[*audio(silence(200), speech(1200))])
+    assert of_type(down, CallerTurnFrame) == []  # never answered: the caller is gone
+    (turn,) = recorder.turns_of("caller")
+    assert turn["text"] == "this is useless" and turn["meta"]["unanswered"] == "call ended"
+    assert 150 <= turn["start_ms"] < turn["end_ms"] <= 1500
+
+
+async def test_a_call_that_ends_in_silence_or_noise_adds_no_caller_turn():
+    for frames, asr in (([*audio(silence(600))], FakeAsr(["never asked"])),
+                        ([*audio(speech(300))], FakeAsr([""]))):
+        processor, _, recorder = make(asr)
+        await run_test(processor, frames_to_send=frames)
+        assert recorder.turns_of("caller") == []
