@@ -101,7 +101,7 @@ _MESSAGE = re.compile(r"\b(?:message|voicemail|voice mail|leave)\b")
 
 # Intents answered from the knowledge base.
 KB_INTENTS: Final = frozenset({"shipping", "warranty", "hours", "price_match", "membership_info",
-                               "returns_refunds"})
+                               "returns_refunds", "payment"})
 # Intents that start a flow.
 _FLOWS: Final[dict[str, type[Flow]]] = {
     "order_status": OrderStatusFlow,
@@ -122,6 +122,7 @@ _ABOUT: Final[dict[str, str]] = {
     "warranty": "a warranty or a faulty product",
     "hours": "our opening hours",
     "price_match": "price matching",
+    "payment": "how you can pay",
     "agent": "speaking with an agent",
     "hold": "needing a moment",
 }

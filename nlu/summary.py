@@ -17,6 +17,7 @@ _INTENT_WORDS = {
     "membership_cancel": "cancelling Brightline Plus", "membership_pause": "pausing Brightline Plus",
     "membership_info": "Brightline Plus", "billing_dispute": "a billing dispute",
     "warranty": "a warranty claim", "hours": "opening hours", "price_match": "a price match",
+    "payment": "ways to pay",
     "out_of_scope": "something we don't cover", "agent": "speaking to a person",
 }
 

@@ -88,6 +88,7 @@ class ConversationEngine:
         self.backend = backend or backend_from_settings(settings)
         self.business_date = business_date(settings, self.backend)
         self.knowledge, self.answerer = load_knowledge(settings)
+        self._warn_unknown_topics()
         self._knowledge_lock = threading.Lock()
         self.desk = AgentDesk(store)
         self.escalation_model = EscalationModel.default(settings.escalation_weights_path) \
@@ -141,7 +142,20 @@ class ConversationEngine:
             knowledge, answerer = load_knowledge(self.settings)
             self.knowledge, self.answerer = knowledge, answerer
         log.info("knowledge base reloaded: %d passages", len(knowledge))
+        self._warn_unknown_topics()
         return len(knowledge)
+
+    def _warn_unknown_topics(self) -> list[str]:
+        """The intents KB front matter names that the classifier does not know (a typo, or an
+        intent not trained yet): such a document is still searched, but never as a topic."""
+        unknown = sorted(self.knowledge.intents - set(self.classifier.labels))
+        for intent in unknown:
+            documents = sorted(d for d in {p.document for p in self.knowledge.passages
+                                            if intent in p.intents})
+            log.warning("KB documents %s name the intent %r, which the intent classifier does "
+                        "not know; check the spelling in their front matter",
+                        ", ".join(documents), intent)
+        return unknown
 
     def new_assistant(self, call_id: str, caller: str | None) -> Assistant:
         """The dialogue state of one call."""

@@ -105,6 +105,26 @@ def test_a_return_policy_question_is_answered_from_the_kb(call):
     assert "30 days" in reply.text and reply.passage_ids
 
 
+@pytest.mark.parametrize(("question", "intent", "said"), [
+    # too weak a match for the whole KB alone, answered from the intent's own documents
+    ("is my item under warranty", "warranty", "1 year"),
+    ("will you meet a lower price", "price_match", "14 days"),
+    # payment.md is reached only through its intent ("paypal" stays unanswered: no document
+    # knows the word, so the question is about something the KB does not say)
+    ("what sort of card can i use to pay", "payment", "credit cards and debit cards"),
+])
+def test_a_question_the_intent_vouches_for_is_answered_from_its_documents(
+        call, question, intent, said):
+    (reply,) = talk(call(), question)
+    assert reply.intent == intent and said in reply.text, reply
+    assert reply.passage_ids and not reply.escalate
+
+
+def test_a_payment_method_no_document_names_is_not_answered_with_the_cards_we_take(call):
+    (reply,) = talk(call(), "do you guys take paypal")
+    assert reply.intent == "payment" and reply.text == DONT_KNOW and not reply.passage_ids
+
+
 def test_a_return_question_about_the_callers_own_item_runs_the_eligibility_flow(call):
     ask, told = talk(call(SAM), "can I still return the laptop stand I bought", "ten oh two")
     assert ask.flow == "return_eligibility" and ask.expects == "order_number"

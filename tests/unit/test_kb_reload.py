@@ -75,6 +75,27 @@ def test_the_reload_route_reports_the_passages_and_refuses_a_broken_kb(engine, k
     assert engine.knowledge is before  # the old KB stays in service
 
 
+def test_a_document_with_bad_front_matter_is_refused_and_the_old_kb_stays(engine, kb_dir):
+    client = api(engine)
+    before = engine.knowledge
+    warranty = kb_dir / "warranty.md"
+    warranty.write_text(warranty.read_text().replace("intents: warranty", "intent: warranty"))
+    response = client.post("/api/kb/reload")
+    assert response.status_code == 422
+    assert "warranty.md" in response.json()["detail"] and "unknown key 'intent'" in \
+        response.json()["detail"]
+    assert engine.knowledge is before
+
+
+def test_an_intent_the_classifier_does_not_know_is_named_in_a_warning(engine, kb_dir, caplog):
+    warranty = kb_dir / "warranty.md"
+    warranty.write_text(warranty.read_text().replace("intents: warranty", "intents: warrenty"))
+    with caplog.at_level("WARNING", logger="iva.engine"):
+        engine.reload_knowledge()
+    assert "KB documents warranty name the intent 'warrenty'" in caplog.text
+    assert engine.knowledge.documents_about("warrenty") == {"warranty"}
+
+
 def test_the_audit_route_lists_what_a_call_changed(engine):
     assistant = engine.new_assistant("CA-audit", "+15550100")
     for said in ("I want to pause my membership", "four three zero zero four", "one month",
