@@ -23,7 +23,8 @@ Definitions (``DEFINITIONS`` holds the same words, for the page and the API)
                     (a) a "handoff" event: they hung up waiting for an agent, or after none
                     came; or (b) no caller turn at all; or (c) outcome "caller_hung_up" and no
                     assistant turn after the caller's last turn was heard (its recorded text,
-                    what the caller heard, is empty, or there is none).
+                    what the caller heard, is empty, or there is none). Caller turns kept
+                    from the moment the call ended ("unanswered") count in none of these.
     handle time     the mean of ended_at - started_at over the calls, in seconds.
     repeat calls    repeats / calls with a caller ID. A repeat: the same caller ID started
                     another call (of any state, even after ``until``) within 7 days after this
@@ -281,7 +282,10 @@ class _CallFacts:
         turns = sorted(record.get("turns") or (), key=lambda t: t.get("start_ms") or 0)
         events = {event.get("type") for event in record.get("events") or ()}
         outcome = record.get("outcome")
-        caller_turns = [i for i, t in enumerate(turns) if t.get("speaker") == "caller"]
+        # Words kept from after the call ended ("unanswered") were never a turn the assistant
+        # could answer: "thanks, bye" cut off by the hang-up does not make a call abandoned.
+        caller_turns = [i for i, t in enumerate(turns)
+                        if t.get("speaker") == "caller" and not t.get("unanswered")]
         assistant_turns = [t for t in turns if t.get("speaker") == "assistant"]
 
         facts.transferred = outcome == "transferred" or "transfer" in events

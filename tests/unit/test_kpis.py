@@ -257,6 +257,16 @@ def test_a_hang_up_after_the_answer_was_heard_is_contained() -> None:
     assert (kpis.contained, kpis.abandoned) == (1, 0)
 
 
+def test_words_kept_from_a_hang_up_count_as_no_turn() -> None:
+    cut_off = {**said(6000, text="ok thanks bye"), "unanswered": "call ended"}
+    helped = call("A", None, at(DAY1, 9), 30, "caller_hung_up",
+                  [greeting(), said(1000), answer(3000, 500), cut_off])
+    unheard = {**said(1000, text="where is my order"), "unanswered": "call ended"}
+    left = call("B", None, at(DAY1, 10), 10, "caller_hung_up", [greeting(), unheard])
+    kpis = compute_kpis([helped, left], since=DAY1, until=DAY1).overall
+    assert (kpis.contained, kpis.abandoned) == (1, 1)
+
+
 def test_an_escalation_without_a_handoff_is_not_contained_nor_abandoned() -> None:
     escalated = call("A", None, at(DAY1, 9), 30, "completed",
                      [greeting(), said(1000), answer(3000, 500)], ("escalation",))
