@@ -260,7 +260,7 @@ class CallerTurnProcessor(FrameProcessor):
         ended = self._detector.last_speech_end_ms
         end_ms = ended if ended >= start_ms else self._vad_ms  # still speaking when it ended
         try:
-            if job is None:
+            if job is None or job.cancelled():  # cancelling the decision cancels its wait
                 look = functools.partial(self._asr.transcribe, _to_float(segment))
                 job = asyncio.get_running_loop().run_in_executor(self._executor, look)
             transcript = await asyncio.wait_for(job, _LAST_WORDS_TIMEOUT_S)

@@ -1,5 +1,6 @@
 """CallerTurnProcessor with fake VAD/ASR/turn models on scripted audio timelines."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -279,3 +280,13 @@ async def test_a_call_that_ends_in_silence_or_noise_adds_no_caller_turn():
         processor, _, recorder = make(asr)
         await run_test(processor, frames_to_send=frames)
         assert recorder.turns_of("caller") == []
+
+
+async def test_last_words_still_being_transcribed_when_the_call_ends_are_kept():
+    def slow(audio):
+        time.sleep(0.4)  # the turn decision is still waiting for this when the call ends
+        return "I want to speak to a manager"
+    processor, _, recorder = make(FakeAsr(by_audio=slow))
+    await run_test(processor, frames_to_send=[*audio(speech(1200), silence(300))])
+    (turn,) = recorder.turns_of("caller")
+    assert turn["text"] == "I want to speak to a manager"
