@@ -12,8 +12,9 @@ A document may start with front matter between two ``---`` lines, ``key: value``
     # Price match
 
 ``intents`` (comma-separated) names the caller intents the document answers. When the intent
-classifier is confident a question has one of them, the answerer looks for the answer in
-these documents first and asks less of the match (see :mod:`kb.answers`). No other key is
+classifier is confident a question has one of them and the whole knowledge base gives no
+confident answer, the answerer accepts a weaker match in these documents (see
+:mod:`kb.answers`). No other key is
 known; an unknown key or an empty value is an error (``ValueError``), so a typo is not silently
 ignored.
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 __all__ = ["FRONT_MATTER_KEYS", "Passage", "front_matter", "split_passages", "strip_markdown"]
 
 FRONT_MATTER_KEYS = frozenset({"intents"})
+
 
 @dataclass(frozen=True, slots=True)
 class Passage:
@@ -44,8 +46,8 @@ class Passage:
         return self.id.partition("#")[0]
 
 
-
-_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\n(.*?)^---[ \t]*\n?", re.DOTALL | re.MULTILINE)
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)",
+                           re.DOTALL | re.MULTILINE)
 _INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

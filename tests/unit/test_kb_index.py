@@ -286,3 +286,9 @@ def test_the_knowledge_base_knows_which_documents_answer_an_intent(tmp_path: Pat
     assert kb.documents_about("returns_refunds") == {"returns", "refunds"}
     assert kb.documents_about("hours") == frozenset()
     assert kb.intents == {"returns_refunds"}
+
+
+def test_front_matter_with_windows_line_ends_is_read_too() -> None:
+    markdown = "---\r\nintents: warranty\r\n---\r\n# Warranty\r\n\r\nOne year.\r\n"
+    (passage,) = split_passages(markdown, document="warranty")
+    assert passage.intents == ("warranty",) and passage.text == "One year."
