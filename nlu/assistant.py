@@ -124,7 +124,6 @@ _ABOUT: Final[dict[str, str]] = {
     "price_match": "price matching",
     "payment": "how you can pay",
     "agent": "speaking with an agent",
-    "hold": "needing a moment",
 }
 
 # "my headphones", "the one I bought", "ORD-1001": a return question about the caller's own
@@ -319,7 +318,11 @@ class Assistant:
         confident = prediction is not None and prediction.confidence >= self.threshold
         intent = prediction.intent if confident and prediction else None
 
-        if intent == "hold":  # "hang on, let me find it": wait, and keep what was asked
+        # An unsure "hold" outside a task waits too: "is this about needing a moment?" would be
+        # an odd question, and a caller who meant something else says it again.
+        unsure_hold = (intent is None and prediction is not None and prediction.intent == "hold"
+                       and self.flow is None and not turn.slots)
+        if intent == "hold" or unsure_hold:  # "hang on, let me find it": wait, keep what was asked
             return Reply("hold", prediction.confidence if prediction else 1.0, TAKE_YOUR_TIME,
                          flow=self.flow.name if self.flow else None, expects=self.expects)
         if intent == "repeat" and self._last_reply is not None:

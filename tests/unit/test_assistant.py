@@ -334,6 +334,14 @@ def test_below_the_threshold_one_clarifying_question_then_the_guess_is_confirmed
     assert answer.intent == "shipping" and answer.passage_ids
 
 
+def test_an_unsure_hold_waits_instead_of_asking_whether_the_caller_needs_a_moment(call):
+    assistant = call(model=Scripted([("shipping", 0.6), ("hold", 0.6), ("affirm", 0.99)]))
+    ask, wait, answer = talk(assistant, "how much for the fast delivery thing", "un sec", "yes")
+    assert ask.text == "Sorry, just to check: is this about shipping?"
+    assert wait.intent == "hold" and wait.text == "Sure, take your time."
+    assert answer.intent == "shipping" and answer.passage_ids  # the question still stands
+
+
 def test_a_second_miss_offers_an_agent(call):
     assistant = call(model=Scripted([("shipping", 0.6), ("warranty", 0.5), ("affirm", 0.99)]))
     ask, unsure, accepted = talk(assistant, "mumble mumble", "the other mumble", "yes")
