@@ -57,9 +57,10 @@ async def test_order_status_with_the_order_number_typed_on_the_keypad(server, vo
     ], caller=SAM, final_listen_s=20.0, quiet_s=ANSWER_PAUSE_S)
 
     told = heard(transcriber, result.turns[1].answer.audio_pcm8k)
-    # Cut into sentences, "The laptop stand." is short and tiny.en has heard it as "the lock up
-    # stand" in CI: the caller's check is the delivery date, the item's name is in the record.
-    assert re.search(r"\bstand\b", told) and re.search(r"april 28|april twenty", told), told
+    # Cut into sentences, "The laptop stand." is short, and tiny.en has heard it as "the lock up
+    # stand" and "the lap out stands" in CI: the caller checks the delivery date, the record
+    # the item's name.
+    assert re.search(r"april 28|april twenty", told), told
 
     record = server.call_record(result.call_sid)
     assert "laptop stand" in answers(record)[-1]["text"].lower()
