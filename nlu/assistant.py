@@ -439,8 +439,8 @@ class Assistant:
 
     def _from_kb(self, turn: _Turn, intent: str, *, context: str | None = None,
                  confidence: float | None = None) -> Reply:
-        # The intent is the answer's topic ("follow_up" is none): its documents are searched
-        # first, and a weaker match there is enough (kb.answers).
+        # The intent is the answer's topic ("follow_up" is none): when the whole KB has no
+        # confident answer, a weaker match in that intent's documents is enough (kb.answers).
         answer = self.answerer.answer(turn.text, context=context, topic=intent)
         if not answer.confident:
             self._prompt = "agent_offer"

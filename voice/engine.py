@@ -145,17 +145,13 @@ class ConversationEngine:
         self._warn_unknown_topics()
         return len(knowledge)
 
-    def _warn_unknown_topics(self) -> list[str]:
-        """The intents KB front matter names that the classifier does not know (a typo, or an
-        intent not trained yet): such a document is still searched, but never as a topic."""
-        unknown = sorted(self.knowledge.intents - set(self.classifier.labels))
-        for intent in unknown:
-            documents = sorted(d for d in {p.document for p in self.knowledge.passages
-                                            if intent in p.intents})
+    def _warn_unknown_topics(self) -> None:
+        """Log the intents KB front matter names that the classifier does not know (a typo, or
+        an intent not trained yet): such a document is still searched, but never as a topic."""
+        for intent in sorted(self.knowledge.intents - set(self.classifier.labels)):
             log.warning("KB documents %s name the intent %r, which the intent classifier does "
                         "not know; check the spelling in their front matter",
-                        ", ".join(documents), intent)
-        return unknown
+                        ", ".join(sorted(self.knowledge.documents_about(intent))), intent)
 
     def new_assistant(self, call_id: str, caller: str | None) -> Assistant:
         """The dialogue state of one call."""

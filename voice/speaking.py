@@ -147,7 +147,9 @@ class DialogueProcessor(FrameProcessor):
             reply = await asyncio.to_thread(self.assistant.respond, text, dtmf=dtmf,
                                             alternatives=alternatives)
         except asyncio.CancelledError:
-            # The call ended while the turn was being answered: keep what the caller said.
+            # The call ended while the turn was being answered: keep what the caller said. (An
+            # interruption cannot cancel this: barge-in needs the assistant to be speaking, and
+            # the reply to this turn has not started.)
             self._session.caller_turn(text or f"[keypad] {dtmf}", start_ms=start_ms,
                                       end_ms=end_ms, meta={**(timings or {}),
                                                            "unanswered": "call ended"})
